@@ -1,0 +1,53 @@
+"""The result of ``kever explain``: a pydantic model with a stable JSON form.
+
+Field names are the interface contract in docs (design.md): ``label``, ``scores``,
+``confidence``, ``valence``, ``arousal``, ``cues``, ``evidence``, ``rationale``, ``models``,
+``timings``. Everything else is additional.
+"""
+
+from __future__ import annotations
+
+from typing import Literal
+
+from pydantic import BaseModel, Field
+
+
+class Cue(BaseModel):
+    """One thing seen in the image that may bear on emotion."""
+
+    id: str = Field(description="stable id within the judgment, e.g. 'C3'")
+    family: str = Field(description="scene | object | face | people | action | colour | lighting | event | symbol | text | composition | narrative")
+    text: str
+    source: str = Field(description="what produced it: 'perception:<extractor>' or 'vlm:<model>'")
+    confidence: float = Field(ge=0.0, le=1.0)
+    verified: float | None = Field(default=None, description="image-cue agreement from alignment (0..1), if checked")
+
+
+class Evidence(BaseModel):
+    """A piece of affective knowledge used in the judgment, with its citation."""
+
+    id: str = Field(description="knowledge-base entry id, e.g. 'cue:colour:dark-tones'")
+    source: str = Field(description="where the entry comes from (curated file + literature, SenticNet 6, NRC EmoLex ...)")
+    text: str
+    weights: dict[str, float] = Field(default_factory=dict, description="emotion -> association weight")
+    score: float = 0.0
+    cue_ids: list[str] = Field(default_factory=list, description="the cues that retrieved it")
+
+
+class Judgment(BaseModel):
+    label: str
+    scores: dict[str, float] = Field(description="label -> probability over the whole label set, summing to 1")
+    confidence: float = Field(ge=0.0, le=1.0)
+    valence: float = Field(ge=-1.0, le=1.0, description="-1 unpleasant .. +1 pleasant")
+    arousal: float = Field(ge=0.0, le=1.0, description="0 calm .. 1 excited")
+    cues: list[Cue] = Field(default_factory=list)
+    evidence: list[Evidence] = Field(default_factory=list)
+    rationale: str | None = None
+    rationale_kind: Literal["model", "template", "none"] = "none"
+    models: dict[str, str] = Field(default_factory=dict, description="role -> model id and version")
+    timings: dict[str, float] = Field(default_factory=dict, description="node -> seconds")
+    label_set: str = "mikels8"
+    streams: dict[str, dict[str, float]] = Field(default_factory=dict, description="per evidence stream label distributions before fusion")
+    prompt_versions: dict[str, str] = Field(default_factory=dict)
+    warnings: list[str] = Field(default_factory=list)
+    image: str | None = None

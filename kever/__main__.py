@@ -1,0 +1,3 @@
+from kever.cli import main
+
+main()

