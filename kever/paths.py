@@ -25,8 +25,12 @@ def home() -> Path:
 
 
 def cache_dir(*parts: str) -> Path:
-    """A sub-folder of kever's home, created on demand."""
-    path = home().joinpath(*parts)
+    """A sub-folder of kever's cache of derived artefacts (knowledge index, dequantised
+    models), created on demand. ``KEVER_CACHE_DIR`` wins, else ``home()/cache``: tests share
+    one cache per session while each test gets its own home."""
+    env = os.environ.get("KEVER_CACHE_DIR")
+    root = Path(env) if env else home() / "cache"
+    path = root.joinpath(*parts)
     path.mkdir(parents=True, exist_ok=True)
     return path
 

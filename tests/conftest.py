@@ -1,6 +1,8 @@
 """Shared test fixtures.
 
-- every test gets its own kever home (cache, indexes) in a temp dir;
+- every test gets its own kever home in a temp dir; derived artefacts (knowledge index,
+  dequantised models) go to one cache per session (``KEVER_CACHE_DIR``); a test of cache
+  behaviour points ``KEVER_CACHE_DIR`` at its own tmp_path;
 - ``shared_data`` points at ../shared/data and skips where it is absent;
 - ``demo_image`` is the photo the package ships;
 - ``image_factory`` writes real image files of any mode/format for bad-input tests.
@@ -18,10 +20,17 @@ from PIL import Image
 from kever.paths import DEMO_IMAGE, shared_data_dir
 
 
+@pytest.fixture(scope="session")
+def session_cache(tmp_path_factory) -> Path:
+    """One cache of derived artefacts (knowledge index, dequantised models) per test session."""
+    return tmp_path_factory.mktemp("kever_cache")
+
+
 @pytest.fixture(autouse=True)
-def kever_home(tmp_path_factory, monkeypatch):
+def kever_home(tmp_path_factory, monkeypatch, session_cache):
     home = tmp_path_factory.mktemp("kever_home")
     monkeypatch.setenv("KEVER_HOME", str(home))
+    monkeypatch.setenv("KEVER_CACHE_DIR", str(session_cache))
     monkeypatch.setenv("HF_HUB_OFFLINE", "1")
     monkeypatch.setenv("TRANSFORMERS_OFFLINE", "1")
     return home
