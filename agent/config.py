@@ -1,0 +1,155 @@
+"""Presets (model sets) and fusion settings, loaded from YAML files in this package.
+
+A preset names one model spec per role (vlm, aligner, text_lm) and a fusion config. Model
+ids are configuration: they live in ``presets/*.yaml``, never in code. ``${VAR:-default}``
+in a preset file is expanded from the environment.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+from pathlib import Path
+from typing import Any, Literal
+
+import yaml
+from pydantic import BaseModel, Field, ValidationError
+
+from kever.errors import ConfigError
+
+PRESETS_DIR = Path(__file__).parent / "presets"
+FUSION_DIR = Path(__file__).parent / "fusion_configs"
+STREAMS = ("colour", "faces", "objects", "text", "vlm_cues", "alignment", "deliberation", "direct_vlm", "prior")
+SYSTEMS_FILE = Path(__file__).parent / "systems.yaml"
+ABLATIONS = ("kb", "clip", "vlm", "deliberate")
+
+
+class FusionConfig(BaseModel):
+    version: str = "default"
+    temperature: float = Field(1.0, gt=0)
+    floor: float = Field(0.02, gt=0, lt=1)
+    weights: dict[str, float] = Field(default_factory=dict)
+    prior: list[float] | None = None
+    deliberate_margin: float = Field(0.05, ge=0, le=1)
+    deliberate_rounds: int = Field(1, ge=0, le=3)
+    smoothing: float = Field(0.5, gt=0, description="pseudo-count added to each knowledge stream before normalising")
+    hits_per_cue: int = Field(5, ge=1, le=50)
+    alignment_scale: float = Field(20.0, gt=0, description="softmax scale for text-embedding alignment")
+    evidence_shown: int = Field(12, ge=1, le=100)
+
+    def weight(self, stream: str) -> float:
+        return float(self.weights.get(stream, 0.0))
+
+
+class Preset(BaseModel):
+    name: str
+    description: str = ""
+    vlm: dict[str, Any] | None = None
+    aligner: dict[str, Any] | None = None
+    text_lm: dict[str, Any] | Literal["vlm"] | None = None
+    perception: Literal["real", "fake"] = "real"
+    embedder: Literal["real", "fake"] = "real"
+    fusion: FusionConfig
+    source: str = ""
+
+
+_VAR = re.compile(r"\$\{(\w+)(?::-([^}]*))?\}")
+
+
+def _expand(text: str) -> str:
+    return _VAR.sub(lambda m: os.environ.get(m.group(1), m.group(2) or ""), text)
+
+
+def _read_yaml(path: Path) -> dict:
+    try:
+        data = yaml.safe_load(_expand(path.read_text(encoding="utf-8")))
+    except yaml.YAMLError as e:
+        raise ConfigError(f"{path}: not valid YAML ({e})") from None
+    except OSError as e:
+        raise ConfigError(f"{path}: cannot read ({e.strerror})") from None
+    if not isinstance(data, dict):
+        raise ConfigError(f"{path}: expected a mapping at the top level")
+    return data
+
+
+def preset_names() -> list[str]:
+    return sorted(p.stem for p in PRESETS_DIR.glob("*.yaml"))
+
+
+def load_fusion(ref: str | dict | None, base_dir: Path = FUSION_DIR) -> FusionConfig:
+    if isinstance(ref, dict):
+        data = ref
+    else:
+        name = ref or "default"
+        path = Path(name) if name.endswith((".yaml", ".yml")) else base_dir / f"{name}.yaml"
+        if not path.is_file():
+            known = ", ".join(sorted(p.stem for p in FUSION_DIR.glob("*.yaml")))
+            raise ConfigError(f"fusion config '{name}' not found", f"known: {known}, or a path to a .yaml file")
+        data = _read_yaml(path)
+    unknown = set(data.get("weights", {})) - set(STREAMS)
+    if unknown:
+        raise ConfigError(f"fusion config: unknown stream(s) {sorted(unknown)}", f"streams are {', '.join(STREAMS)}")
+    try:
+        return FusionConfig(**data)
+    except ValidationError as e:
+        raise ConfigError(f"fusion config invalid: {e.errors()[0]['loc']}: {e.errors()[0]['msg']}") from None
+
+
+def load_preset(name_or_path: str) -> Preset:
+    """A preset by name (``offline``, ``cpu``, ``gpu``, ``remote``, ``fake``) or a YAML path."""
+    path = Path(name_or_path)
+    if not name_or_path.endswith((".yaml", ".yml")):
+        path = PRESETS_DIR / f"{name_or_path}.yaml"
+        if not path.is_file():
+            raise ConfigError(f"unknown preset '{name_or_path}'", f"choose one of: {', '.join(preset_names() + ['auto'])}, or a .yaml path")
+    data = _read_yaml(path)
+    data["fusion"] = load_fusion(data.get("fusion"), base_dir=FUSION_DIR)
+    data["source"] = str(path)
+    try:
+        return Preset(**data)
+    except ValidationError as e:
+        err = e.errors()[0]
+        raise ConfigError(f"{path}: {'.'.join(map(str, err['loc']))}: {err['msg']}") from None
+
+
+class SystemConfig(BaseModel):
+    """Switches that turn the full agent into a baseline or an ablation (systems.yaml)."""
+
+    name: str = "full"
+    description: str = ""
+    requires: list[str] = Field(default_factory=list)
+    use_kb: bool = True
+    knowledge_prompts: bool = True
+    use_vlm: bool = True
+    use_aligner: bool = True
+    deliberate: bool = True
+    direct_vlm: bool = False
+    only_streams: list[str] | None = None
+
+    def ablate(self, parts) -> "SystemConfig":
+        parts = set(parts or ())
+        unknown = parts - set(ABLATIONS)
+        if unknown:
+            raise ConfigError(f"unknown ablation(s) {sorted(unknown)}", f"choose from {', '.join(ABLATIONS)}")
+        upd = {}
+        if "kb" in parts:
+            upd.update(use_kb=False, knowledge_prompts=False)
+        if "clip" in parts:
+            upd["use_aligner"] = False
+        if "vlm" in parts:
+            upd["use_vlm"] = False
+        if "deliberate" in parts:
+            upd["deliberate"] = False
+        name = self.name + "".join(f"-no-{p}" for p in sorted(parts))
+        return self.model_copy(update={**upd, "name": name})
+
+
+def system_names() -> list[str]:
+    return list(yaml.safe_load(SYSTEMS_FILE.read_text(encoding="utf-8")))
+
+
+def load_system(name: str = "full", ablate=()) -> SystemConfig:
+    table = yaml.safe_load(SYSTEMS_FILE.read_text(encoding="utf-8"))
+    if name not in table:
+        raise ConfigError(f"unknown system '{name}'", f"choose one of: {', '.join(table)} (or 'majority' in kever eval)")
+    return SystemConfig(name=name, **(table[name] or {})).ablate(ablate)

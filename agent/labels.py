@@ -1,0 +1,99 @@
+"""Label sets: ``mikels8`` (default), ``emotion6``, ``sentiment``, or a user's list.
+
+Fusion works in the canonical Mikels-8 space. A label set is its ordered labels plus a
+column-stochastic matrix ``M`` (labels x Mikels-8): ``M[t, m] = P(t | m)``, so a canonical
+distribution ``p`` maps to ``M @ p``. Named taxonomies take ``M`` from the knowledge base's
+curated mapping tables; a user's labels take it from each label's emotion profile in the
+knowledge base (``kb.emotions_of(label, "mikels8")``).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+from kever.agent.fusion import MIKELS8, normalise
+from kever.errors import InputError, KeverError
+
+NAMED = ("mikels8", "emotion6", "sentiment")
+MAX_CUSTOM = 32
+
+
+@dataclass(frozen=True)
+class LabelSet:
+    name: str
+    labels: tuple[str, ...]
+    matrix: np.ndarray  # (len(labels), 8)
+
+    def project(self, canonical: np.ndarray) -> np.ndarray:
+        return normalise(self.matrix @ canonical)
+
+    def as_dict(self, p: np.ndarray) -> dict[str, float]:
+        p = normalise(p)
+        return {label: float(v) for label, v in zip(self.labels, p)}
+
+
+def parse_labels(spec: str | list[str] | tuple[str, ...] | None) -> tuple[str, list[str]]:
+    """('named', [name]) or ('custom', labels); raises InputError on a malformed list."""
+    if spec is None or (isinstance(spec, str) and spec.strip().lower() in ("", "mikels8", "mikels")):
+        return "named", ["mikels8"]
+    if isinstance(spec, str):
+        key = spec.strip().lower()
+        if key in NAMED:
+            return "named", [key]
+        if key in ("ekman", "ekman6"):
+            return "named", ["emotion6"]
+        items = [x.strip().lower() for x in spec.split(",")]
+    else:
+        items = [str(x).strip().lower() for x in spec]
+    items = [x for x in items if x]
+    uniq = list(dict.fromkeys(items))
+    if len(uniq) < 2:
+        raise InputError(
+            f"label set {spec!r} is neither a known set nor a list of at least two labels",
+            f"use one of {', '.join(NAMED)} or a comma-separated list such as 'joy,fear,calm'",
+        )
+    if len(uniq) > MAX_CUSTOM:
+        raise InputError(f"{len(uniq)} labels given; at most {MAX_CUSTOM} are supported")
+    if any(len(x) > 40 for x in uniq):
+        raise InputError("a label is longer than 40 characters", "labels are emotion words, e.g. 'joy,fear,calm'")
+    return "custom", uniq
+
+
+def resolve_labels(spec, kb) -> LabelSet:
+    kind, items = parse_labels(spec)
+    if kind == "named":
+        name = items[0]
+        if name == "mikels8":
+            return LabelSet("mikels8", MIKELS8, np.eye(len(MIKELS8)))
+        labels = tuple(kb.taxonomy(name).labels)
+        cols = []
+        for m in MIKELS8:
+            mapped = kb.map_distribution({m: 1.0}, "mikels8", name)
+            cols.append([float(mapped.get(t, 0.0)) for t in labels])
+        matrix = np.array(cols).T  # (labels, 8)
+        matrix = matrix / np.clip(matrix.sum(axis=0, keepdims=True), 1e-12, None)
+        return LabelSet(name, labels, matrix)
+    rows = []
+    unknown = []
+    for label in items:
+        if label in MIKELS8:
+            rows.append(np.eye(len(MIKELS8))[MIKELS8.index(label)])
+            continue
+        try:
+            profile = kb.emotions_of(label, "mikels8")
+        except KeverError:
+            profile = None
+        if profile is None or not profile.evidence:
+            unknown.append(label)
+            continue
+        rows.append(np.array([float(profile.distribution.get(m, 0.0)) for m in MIKELS8]))
+    if unknown:
+        raise InputError(
+            f"label(s) {', '.join(unknown)} have no emotion associations in the knowledge base",
+            "use emotion words (e.g. joy, grief, calm, dread) or a named set: mikels8, emotion6, sentiment",
+        )
+    matrix = np.array(rows) + 1e-6
+    matrix = matrix / matrix.sum(axis=0, keepdims=True)
+    return LabelSet("custom", tuple(items), matrix)
