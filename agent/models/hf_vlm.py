@@ -1,0 +1,108 @@
+"""A transformers image-text-to-text model as a VLM (SmolVLM/Idefics3, Qwen2.5-VL,
+LLaVA-style): ``AutoProcessor`` + ``AutoModelForImageTextToText``, prompted through the
+processor's chat template; optional bitsandbytes 4/8-bit and accelerate ``device_map``;
+greedy by default; only the newly generated tokens are decoded."""
+
+from __future__ import annotations
+
+import logging
+from typing import Any
+
+from kever.agent.models.base import Message, check_images
+from kever.agent.models.spec import ModelSpec, local_dir, require
+from kever.agent.models.torch_utils import (
+    generation_kwargs,
+    model_device,
+    quantization_config,
+    set_threads,
+    torch_dtype,
+)
+from kever.errors import ModelUnavailable
+
+log = logging.getLogger(__name__)
+
+
+def to_parts(messages: list[Message]) -> list[Message]:
+    """Messages with every content as a list of parts, the form processors' chat templates
+    expect (``{"type": "text", "text": ...}`` / ``{"type": "image"}``)."""
+    out = []
+    for m in messages:
+        c = m.get("content", "")
+        if isinstance(c, str):
+            parts = [{"type": "text", "text": c}]
+        else:
+            parts = []
+            for p in c:
+                if p.get("type") in ("image", "image_url"):
+                    parts.append({"type": "image"})
+                elif p.get("type") == "text":
+                    parts.append({"type": "text", "text": p.get("text", "")})
+        out.append({"role": m["role"], "content": parts})
+    return out
+
+
+class HFVLM:
+    def __init__(self, spec: ModelSpec):
+        try:
+            import torch  # noqa: F401
+            from transformers import AutoModelForImageTextToText, AutoProcessor
+        except ImportError as e:  # pragma: no cover
+            from kever.errors import missing_package
+
+            raise missing_package("transformers") from e
+        require(spec, "model")
+        self.spec = spec
+        self.model_id = spec.label()
+        self.threads = set_threads()
+        source = str(local_dir(spec) or spec.model)
+        dtype = torch_dtype(spec.dtype)
+        kwargs: dict[str, Any] = {"dtype": dtype}
+        q = quantization_config(spec.quantization, dtype)
+        if q is not None:
+            kwargs["quantization_config"] = q
+        if spec.device_map:
+            kwargs["device_map"] = spec.device_map
+        kwargs.update(spec.options.get("from_pretrained", {}))
+        try:
+            self.processor = AutoProcessor.from_pretrained(source, **spec.options.get("processor", {}))
+            self.model = AutoModelForImageTextToText.from_pretrained(source, **kwargs)
+        except OSError as e:
+            raise ModelUnavailable(
+                f"cannot load VLM '{source}': {str(e).splitlines()[0]}",
+                "run `kever models pull` with network, or pick the offline preset",
+            ) from e
+        self.model.eval()
+        self.tokenizer = getattr(self.processor, "tokenizer", self.processor)
+        if getattr(self.processor, "chat_template", None) is None:
+            raise ModelUnavailable(f"VLM '{source}' has no chat template", "use an instruct checkpoint")
+
+    def prompt(self, messages: list[Message]) -> str:
+        return self.processor.apply_chat_template(to_parts(messages), add_generation_prompt=True, tokenize=False)
+
+    def generate(
+        self,
+        messages: list[Message],
+        images: list | None = None,
+        *,
+        max_new_tokens: int = 256,
+        temperature: float = 0.0,
+    ) -> str:
+        import torch
+
+        check_images(messages, images)
+        text = self.prompt(messages)
+        rgb = [im.convert("RGB") for im in images] if images else None
+        enc = self.processor(text=[text], images=[rgb] if rgb else None, return_tensors="pt")
+        device = model_device(self.model)
+        enc = enc.to(device)
+        float_dtype = next((p.dtype for p in self.model.parameters() if p.is_floating_point()), None)
+        if float_dtype is not None and "pixel_values" in enc:
+            enc["pixel_values"] = enc["pixel_values"].to(float_dtype if float_dtype != torch.int8 else torch.float32)
+        n_in = enc["input_ids"].shape[1]
+        pad = getattr(self.tokenizer, "pad_token_id", None)
+        if pad is None:
+            pad = getattr(self.tokenizer, "eos_token_id", None)
+        with torch.inference_mode():
+            out = self.model.generate(**enc, **generation_kwargs(max_new_tokens, temperature, pad))
+        self.last_new_tokens = int(out.shape[1] - n_in)
+        return self.tokenizer.decode(out[0, n_in:], skip_special_tokens=True).strip()

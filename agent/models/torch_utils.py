@@ -1,0 +1,82 @@
+"""Small shared helpers for the transformers backends (torch imported lazily)."""
+
+from __future__ import annotations
+
+import os
+from typing import Any
+
+from kever.errors import ConfigError
+
+_DTYPES = {"float32": "float32", "fp32": "float32", "bfloat16": "bfloat16", "bf16": "bfloat16",
+           "float16": "float16", "fp16": "float16"}
+
+
+def torch_dtype(name: str | None) -> Any:
+    """``"float32"|"bfloat16"|"float16"|"auto"|None`` -> a torch dtype or ``"auto"``.
+    None means float32 on CPU-only machines and ``"auto"`` (the checkpoint's) with CUDA."""
+    import torch
+
+    if name is None:
+        return "auto" if torch.cuda.is_available() else torch.float32
+    if name == "auto":
+        return "auto"
+    if name not in _DTYPES:
+        raise ConfigError(f"unknown dtype '{name}'", f"use one of {sorted(set(_DTYPES.values()))} or auto")
+    return getattr(torch, _DTYPES[name])
+
+
+def set_threads() -> int:
+    """Use the cores this process may run on (affinity-aware), capped by KEVER_TORCH_THREADS.
+    torch's default counts every core of the host, which oversubscribes shared machines."""
+    import torch
+
+    env = os.environ.get("KEVER_TORCH_THREADS")
+    try:
+        n = int(env) if env else len(os.sched_getaffinity(0))
+    except (AttributeError, ValueError):
+        n = os.cpu_count() or 1
+    n = max(1, n)
+    if torch.get_num_threads() != n:
+        torch.set_num_threads(n)
+    return n
+
+
+def quantization_config(kind: str | None, compute_dtype: Any = None):
+    if kind is None:
+        return None
+    try:
+        import bitsandbytes  # noqa: F401
+        from transformers import BitsAndBytesConfig
+    except ImportError as e:
+        from kever.errors import missing_package
+
+        raise missing_package("bitsandbytes", "gpu") from e
+    import torch
+
+    if kind == "8bit":
+        return BitsAndBytesConfig(load_in_8bit=True)
+    return BitsAndBytesConfig(
+        load_in_4bit=True,
+        bnb_4bit_quant_type="nf4",
+        bnb_4bit_compute_dtype=compute_dtype if compute_dtype not in (None, "auto") else torch.float32,
+    )
+
+
+def model_device(model) -> Any:
+    try:
+        return next(model.parameters()).device
+    except StopIteration:  # pragma: no cover
+        import torch
+
+        return torch.device("cpu")
+
+
+def generation_kwargs(max_new_tokens: int, temperature: float, pad_token_id: int | None) -> dict:
+    kw: dict[str, Any] = {"max_new_tokens": int(max_new_tokens)}
+    if temperature and temperature > 0:
+        kw.update(do_sample=True, temperature=float(temperature))
+    else:
+        kw.update(do_sample=False, temperature=None, top_p=None, top_k=None)
+    if pad_token_id is not None:
+        kw["pad_token_id"] = pad_token_id
+    return kw
