@@ -1,0 +1,99 @@
+"""The systems an evaluation can run: the reasoner's baselines/ablations, plus ``majority`` and ``fake``.
+
+``build_system(preset, system, ablate)`` is the one place a system is constructed; the
+reasoner is imported lazily so the harness (and the ``majority`` baseline) works without it.
+Everything returned has ``explain_many(images, labels=..., rationale=...)`` and ``models``.
+"""
+
+from __future__ import annotations
+
+import importlib
+from typing import Callable, Iterable, Protocol
+
+from kever.errors import ConfigError, KeverError, ModelUnavailable
+
+#: Systems the reasoner implements (``Reasoner.from_preset(..., system=NAME)``).
+REASONER_SYSTEMS = ("full", "perception-only", "knowledge-only", "clip-zeroshot", "vlm-only")
+#: Systems the harness implements itself: the majority/prior baseline and the test double.
+HARNESS_SYSTEMS = ("majority", "fake")
+SYSTEMS = REASONER_SYSTEMS + HARNESS_SYSTEMS
+ABLATIONS = ("kb", "clip", "vlm", "deliberate")
+
+
+class System(Protocol):
+    models: dict[str, str]
+
+    def explain_many(self, images: Iterable, labels=None, rationale: bool = False) -> list: ...
+
+
+class MajoritySystem:
+    """Baseline without a model: always the prior distribution, labelled with its top class.
+
+    The prior is the mean ground-truth distribution of the split being evaluated (the only
+    split the dev data has), so it is an optimistic baseline: it knows the test prior.
+    """
+
+    def __init__(self, prior: dict[str, float]):
+        if not prior:
+            raise ConfigError("the majority baseline needs a label prior")
+        total = sum(prior.values()) or 1.0
+        self.prior = {k: v / total for k, v in prior.items()}
+        self.label = max(self.prior, key=self.prior.get)
+        self.models = {"system": "majority-prior"}
+
+    def explain_many(self, images: Iterable, labels=None, rationale: bool = False) -> list:
+        from kever.agent.judgment import Judgment
+
+        out = []
+        for im in images:
+            out.append(Judgment(
+                label=self.label, scores=dict(self.prior), confidence=self.prior[self.label],
+                valence=0.0, arousal=0.5,
+                rationale=f"Baseline: always the prior's most frequent label ({self.label})." if rationale else None,
+                rationale_kind="template" if rationale else "none",
+                models=dict(self.models), label_set="custom", image=str(im)))
+        return out
+
+
+def build_system(preset: str = "offline", system: str = "full", ablate: Iterable[str] = (), *,
+                 prior: dict[str, float] | None = None) -> System:
+    ablate = tuple(sorted(set(ablate)))
+    bad = [a for a in ablate if a not in ABLATIONS]
+    if bad:
+        raise ConfigError(f"unknown ablation(s) {', '.join(bad)}", f"choose from {', '.join(ABLATIONS)}")
+    if system not in SYSTEMS:
+        raise ConfigError(f"unknown system {system!r}", f"choose from {', '.join(SYSTEMS)}")
+    if system == "majority":
+        return MajoritySystem(prior or {})
+    if system == "fake":
+        from kever.agent.fake_reasoner import FakeReasoner
+
+        return FakeReasoner(labels=list(prior) if prior else None)
+    try:
+        mod = importlib.import_module("kever.agent.reasoner")
+        reasoner_cls = mod.Reasoner
+    except ImportError as e:
+        raise ModelUnavailable(f"the reasoner (kever.agent.reasoner) cannot be imported: {e}",
+                               "use --system majority, or install kever with its agent") from e
+    return reasoner_cls.from_preset(preset, ablate=ablate, system=system)
+
+
+Factory = Callable[..., System]
+
+
+def resolve_factory(spec: str | None) -> Factory:
+    """``None`` -> the default (``build_system``); ``"module:attr"`` -> that callable.
+
+    A factory is called as ``factory(preset=..., system=..., ablate=..., prior=...)``.
+    """
+    if not spec:
+        return build_system
+    module, _, attr = spec.partition(":")
+    try:
+        return getattr(importlib.import_module(module), attr)
+    except (ImportError, AttributeError) as e:
+        raise ConfigError(f"cannot import system factory {spec!r}: {e}") from e
+
+
+def is_error(x) -> bool:
+    return isinstance(x, (KeverError, BaseException))
