@@ -59,6 +59,8 @@ def perception_cues(perception: Any, start: int = 1) -> list[Cue]:
     face_model = models.get("faces", "faces")
     for face in _get(perception, "faces", []) or []:
         expressions = _get(face, "expressions", {}) or {}
+        if hasattr(expressions, "model_dump"):
+            expressions = expressions.model_dump()
         score = float(_get(face, "score", 1.0) or 1.0)
         for expr, p in sorted(expressions.items(), key=lambda kv: -kv[1]):
             if p >= r["face_min_prob"] and expr in r["face_text"]:

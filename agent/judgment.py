@@ -27,6 +27,7 @@ class Evidence(BaseModel):
     """A piece of affective knowledge used in the judgment, with its citation."""
 
     id: str = Field(description="knowledge-base entry id, e.g. 'cue:colour:dark-tones'")
+    ref: str = Field(default="", description="short citation used in the rationale, e.g. 'E2'")
     source: str = Field(description="where the entry comes from (curated file + literature, SenticNet 6, NRC EmoLex ...)")
     text: str
     weights: dict[str, float] = Field(default_factory=dict, description="emotion -> association weight")
@@ -47,6 +48,7 @@ class Judgment(BaseModel):
     models: dict[str, str] = Field(default_factory=dict, description="role -> model id and version")
     timings: dict[str, float] = Field(default_factory=dict, description="node -> seconds")
     label_set: str = "mikels8"
+    canonical: dict[str, float] = Field(default_factory=dict, description="the fused Mikels-8 distribution the label set was projected from")
     streams: dict[str, dict[str, float]] = Field(default_factory=dict, description="per evidence stream label distributions before fusion")
     prompt_versions: dict[str, str] = Field(default_factory=dict)
     warnings: list[str] = Field(default_factory=list)

@@ -1,0 +1,117 @@
+"""Build the reasoner's components from a preset: every model loaded exactly once, here.
+
+``auto`` picks the best preset whose weights are present or whose server answers (gpu on a
+CUDA machine, then cpu, then remote), else ``offline``, and says why.
+"""
+
+from __future__ import annotations
+
+import logging
+
+from kever.agent.config import Preset, SystemConfig, load_preset
+from kever.agent.nodes import Components
+from kever.errors import ConfigError, ModelUnavailable
+
+log = logging.getLogger(__name__)
+
+
+class LazyTextLM:
+    """Loads the text LM on first use, so runs without rationales never pay for it.
+    If it cannot be loaded, generate() raises ModelUnavailable and rationales are templated."""
+
+    def __init__(self, model_id: str, load):
+        self.model_id = model_id
+        self._load = load
+        self._model = None
+        self._error: ModelUnavailable | None = None
+
+    def generate(self, messages, **kw) -> str:
+        if self._model is None:
+            if self._error is not None:
+                raise self._error
+            try:
+                self._model = self._load()
+            except ModelUnavailable as e:
+                self._error = e
+                raise
+            self.model_id = getattr(self._model, "model_id", self.model_id)
+        return self._model.generate(messages, **kw)
+
+
+def _spec(data: dict):
+    from kever.agent.models import ModelSpec
+
+    return ModelSpec(**data)
+
+
+def choose_auto() -> tuple[Preset, str]:
+    """(preset, reason)."""
+    from kever.agent.models import weights_available
+
+    reasons = []
+    candidates = []
+    try:
+        import torch
+
+        if torch.cuda.is_available():
+            candidates.append("gpu")
+        else:
+            reasons.append("gpu: no CUDA device")
+    except Exception:  # torch import problems must not break auto
+        reasons.append("gpu: torch unavailable")
+    candidates.append("cpu")
+    for name in candidates:
+        preset = load_preset(name)
+        missing = [role for role in ("vlm", "aligner") if getattr(preset, role) and not weights_available(_spec(getattr(preset, role)))]
+        if not missing:
+            return preset, f"auto: chose '{name}' (weights present)"
+        reasons.append(f"{name}: weights for {', '.join(missing)} not present (run `kever models pull --preset {name}` with network)")
+    return load_preset("offline"), "auto: chose 'offline' because " + "; ".join(reasons)
+
+
+def resolve_preset(name: str) -> tuple[Preset, str | None]:
+    if name == "auto":
+        return choose_auto()
+    return load_preset(name), None
+
+
+def load_components(preset: Preset, system: SystemConfig) -> Components:
+    missing = [r for r in system.requires if getattr(preset, r) is None]
+    if missing:
+        raise ConfigError(
+            f"system '{system.name}' needs a {' and '.join(missing)}, which preset '{preset.name}' does not have",
+            "use a preset with one (cpu, gpu, remote)",
+        )
+    from kever.agent.models import load_aligner, load_text_lm, load_vlm
+
+    if preset.embedder == "fake":
+        from kever.tools.kb.embedder import FakeEmbedder
+
+        embedder = FakeEmbedder()
+    else:
+        from kever.tools.kb.embedder import MiniLMEmbedder
+
+        embedder = MiniLMEmbedder()
+    if preset.perception == "fake":
+        from kever.tools.perception import FakePerceiver
+
+        perceiver = FakePerceiver()
+    else:
+        from kever.tools.perception import Perceiver
+
+        perceiver = Perceiver.load()
+    from kever.tools.kb import KnowledgeBase
+
+    kb = KnowledgeBase.open(embedder=embedder)
+    vlm = load_vlm(_spec(preset.vlm)) if preset.vlm and system.use_vlm else None
+    aligner = load_aligner(_spec(preset.aligner)) if preset.aligner and system.use_aligner else None
+    text_lm = None
+    if preset.text_lm == "vlm":
+        text_lm = vlm
+    elif isinstance(preset.text_lm, dict):
+        spec = _spec(preset.text_lm)
+        text_lm = LazyTextLM(spec.model or spec.backend, lambda: load_text_lm(spec))
+    return Components(
+        preset=preset, system=system, fusion=preset.fusion, perceiver=perceiver, kb=kb,
+        embedder=embedder, vlm=vlm, aligner=aligner, text_lm=text_lm,
+    )

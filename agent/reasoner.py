@@ -1,0 +1,193 @@
+"""``Reasoner``: kever's Python API. Models are loaded once in ``from_preset``; ``explain``
+runs the LangGraph graph on one image, ``explain_many`` on many with batched perception.
+
+    from kever.agent.reasoner import Reasoner
+    r = Reasoner.from_preset("offline")
+    j = r.explain("photo.jpg")                 # Judgment
+    j.label, j.scores, j.rationale
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from typing import Callable, Iterable, Sequence
+
+import numpy as np
+
+from kever.agent.assemble import load_components, resolve_preset
+from kever.agent.config import load_system
+from kever.agent.fusion import MIKELS8, confidence
+from kever.agent.graph import build_graph
+from kever.agent.judgment import Judgment
+from kever.agent.labels import LabelSet, resolve_labels
+from kever.agent.nodes import Components
+from kever.agent.rationale import template
+from kever.agent.state import GraphState
+from kever.errors import KeverError
+from kever.images import ImageInput, load_image
+
+log = logging.getLogger(__name__)
+
+
+class Reasoner:
+    def __init__(self, components: Components, notes: list[str] | None = None):
+        self.c = components
+        self.graph = build_graph(components)
+        self.notes = list(notes or [])
+        self._labelsets: dict = {}
+        self._va: tuple[np.ndarray, np.ndarray] | None = None
+
+    # -- construction -----------------------------------------------------------------------
+    @classmethod
+    def from_preset(cls, preset: str = "offline", *, system: str = "full", ablate: Sequence[str] = ()) -> "Reasoner":
+        """Load a preset's models once. ``system``/``ablate`` select a baseline or ablation."""
+        t0 = time.perf_counter()
+        p, note = resolve_preset(preset)
+        sysconf = load_system(system, ablate)
+        if note:
+            log.warning(note)
+        r = cls(load_components(p, sysconf), [note] if note else [])
+        r.load_seconds = time.perf_counter() - t0
+        return r
+
+    @property
+    def preset(self) -> str:
+        return self.c.preset.name
+
+    @property
+    def system(self) -> str:
+        return self.c.system.name
+
+    @property
+    def models(self) -> dict[str, str]:
+        c = self.c
+        out = {"preset": c.preset.name, "system": c.system.name, "fusion": c.fusion.version}
+        out.update({f"perception.{k}": v for k, v in getattr(c.perceiver, "models", {}).items()})
+        if c.kb is not None:
+            out["knowledge"] = str(getattr(c.kb, "version", "kb"))
+        if c.embedder is not None:
+            out["embedder"] = c.embedder.model_id
+        for role in ("vlm", "aligner", "text_lm"):
+            m = getattr(c, role)
+            if m is not None:
+                out[role] = m.model_id
+        return out
+
+    # -- label sets -------------------------------------------------------------------------
+    def labelset(self, labels) -> LabelSet:
+        key = labels if isinstance(labels, (str, type(None))) else tuple(labels)
+        if key not in self._labelsets:
+            self._labelsets[key] = resolve_labels(labels, self.c.kb)
+        return self._labelsets[key]
+
+    def _valence_arousal(self, canonical: np.ndarray) -> tuple[float, float]:
+        if self._va is None:
+            v, a = [], []
+            for m in MIKELS8:
+                d = self.c.kb.define(m, "mikels8") if self.c.kb is not None else None
+                v.append(float(getattr(d, "valence", 0.0) or 0.0))
+                a.append(float(getattr(d, "arousal", 0.5) or 0.5))
+            self._va = (np.clip(v, -1, 1), np.clip(a, 0, 1))
+        v, a = self._va
+        return float(np.clip(canonical @ v, -1, 1)), float(np.clip(canonical @ a, 0, 1))
+
+    # -- explaining -------------------------------------------------------------------------
+    def explain(
+        self,
+        image: ImageInput,
+        labels: str | Sequence[str] | None = None,
+        rationale: bool = True,
+        on_event: Callable[[dict], None] | None = None,
+        *,
+        perception=None,
+    ) -> Judgment:
+        """Judge one image. Raises :class:`~kever.errors.InputError` for an unusable image."""
+        t0 = time.perf_counter()
+        img = load_image(image)
+        labelset = self.labelset(labels)
+        state = GraphState(image=img, labels=labelset, want_rationale=rationale, perception=perception)
+        config = {"configurable": {"on_event": on_event}, "recursion_limit": 50}
+        final = self.graph.invoke(state, config=config)
+        out = GraphState(**final) if isinstance(final, dict) else final
+        timings = dict(out.timings)
+        timings["total"] = round(time.perf_counter() - t0, 4)
+        return self._judgment(out, labelset, img.source, timings, img.notes)
+
+    def _judgment(self, s: GraphState, labelset: LabelSet, source: str, timings: dict, notes: list[str]) -> Judgment:
+        canonical = np.asarray(s.canonical)
+        valence, arousal = self._valence_arousal(canonical)
+        return Judgment(
+            label=s.label,
+            scores=s.scores,
+            confidence=confidence(np.array(list(s.scores.values()))),
+            valence=round(valence, 4),
+            arousal=round(arousal, 4),
+            cues=s.cues,
+            evidence=s.evidence,
+            rationale=s.rationale,
+            rationale_kind=s.rationale_kind,
+            models=self.models,
+            timings=timings,
+            label_set=labelset.name,
+            canonical={m: round(float(x), 6) for m, x in zip(MIKELS8, canonical)},
+            streams={k: dict(zip(MIKELS8, v)) for k, v in s.streams.items()},
+            prompt_versions=s.prompt_versions,
+            warnings=list(notes) + s.warnings + self.notes,
+            image=source,
+        )
+
+    def explain_many(
+        self,
+        images: Iterable[ImageInput],
+        labels: str | Sequence[str] | None = None,
+        rationale: bool = True,
+        batch_size: int = 8,
+    ) -> list[Judgment | KeverError]:
+        """Judge many images; perception runs in batches. A bad image yields its error in place."""
+        items = list(images)
+        out: list[Judgment | KeverError] = []
+        for start in range(0, len(items), batch_size):
+            chunk = items[start : start + batch_size]
+            loaded: list = []
+            for it in chunk:
+                try:
+                    loaded.append(load_image(it))
+                except KeverError as e:
+                    loaded.append(e)
+            good = [x for x in loaded if not isinstance(x, KeverError)]
+            t0 = time.perf_counter()
+            perceptions = self.c.perceiver.perceive_many(good, batch_size=batch_size) if good else []
+            per_image = (time.perf_counter() - t0) / max(len(good), 1)
+            it = iter(perceptions)
+            for x in loaded:
+                if isinstance(x, KeverError):
+                    out.append(x)
+                    continue
+                p = next(it)
+                if isinstance(p, KeverError):
+                    out.append(p)
+                    continue
+                try:
+                    j = self.explain(x, labels=labels, rationale=rationale, perception=p)
+                    j.timings["perceive"] = round(per_image, 4)
+                    out.append(j)
+                except KeverError as e:
+                    out.append(e)
+        return out
+
+    def relabel(self, judgment: Judgment, labels) -> Judgment:
+        """The same judgment for another label set, from its stored fused distribution:
+        no perception, retrieval or alignment is re-run."""
+        labelset = self.labelset(labels)
+        canonical = np.array([judgment.canonical.get(m, 0.0) for m in MIKELS8])
+        scores = labelset.as_dict(labelset.project(canonical))
+        label = max(scores, key=scores.get)
+        j = judgment.model_copy(update={
+            "label": label, "scores": scores, "label_set": labelset.name,
+            "confidence": confidence(np.array(list(scores.values()))),
+        })
+        if judgment.rationale is not None:
+            j.rationale = template(j)
+            j.rationale_kind = "template"
+        return j
