@@ -43,6 +43,7 @@ class LoadedImage:
 
     image: Image.Image
     source: str
+    #: (width, height) at full resolution, EXIF orientation applied (``image`` may be smaller).
     original_size: tuple[int, int]
     notes: list[str] = field(default_factory=list)
     _sha1: str | None = None
@@ -85,7 +86,9 @@ def _open(data: bytes | Path, source: str) -> Image.Image:
         if getattr(img, "is_animated", False):
             img.seek(0)
         img.load()
-    except (OSError, SyntaxError, ValueError) as e:
+    except Exception as e:  # OSError, SyntaxError, EOFError, zlib.error...: all mean unreadable data
+        if isinstance(e, MemoryError):
+            raise
         raise InputError(f"{source}: image data is truncated or corrupt ({e})") from None
     return img
 
@@ -142,8 +145,8 @@ def load_image(item: ImageInput, *, source: str | None = None, working_side: int
     if isinstance(item, Image.Image):
         src = source or "<image>"
         notes: list[str] = []
-        size = item.size
-        return LoadedImage(_downscale(_to_rgb(item, notes), working_side), src, size, notes)
+        rgb = _to_rgb(item, notes)
+        return LoadedImage(_downscale(rgb, working_side), src, rgb.size, notes)
     if isinstance(item, (bytes, bytearray)):
         src = source or "<bytes>"
         if len(item) == 0:
@@ -170,6 +173,5 @@ def load_image(item: ImageInput, *, source: str | None = None, working_side: int
     else:
         raise InputError(f"unsupported image input of type {type(item).__name__}", "pass a path, bytes or a PIL image")
     notes = []
-    original = img.size
     rgb = _to_rgb(img, notes)
-    return LoadedImage(_downscale(rgb, working_side), src, original, notes)
+    return LoadedImage(_downscale(rgb, working_side), src, rgb.size, notes)
