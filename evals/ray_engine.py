@@ -35,9 +35,11 @@ class JudgeActor:
         import numpy as np
 
         from kever.evals.runner import process_batch
+        from kever.evals.systems import labels_argument
 
         samples = [Sample.model_validate_json(s) for s in batch["sample"]]
-        recs = process_batch(self.system, samples, self.config.labels, self.config.rationale, self.worker)
+        recs = process_batch(self.system, samples, labels_argument(self.config.label_set, self.config.labels),
+                             self.config.rationale, self.worker)
         models = __import__("json").dumps(dict(getattr(self.system, "models", {}) or {}))
         return {"record": np.array([r.model_dump_json() for r in recs], dtype=object),
                 "models": np.array([models] * len(recs), dtype=object)}

@@ -20,7 +20,7 @@ from kever.evals.datasets import Dataset, load_dataset
 from kever.evals.record import ErrorInfo, Record
 from kever.evals.rundir import RunConfig, RunDir
 from kever.evals.sample import Sample
-from kever.evals.systems import ABLATIONS, SYSTEMS, resolve_factory
+from kever.evals.systems import ABLATIONS, SYSTEMS, labels_argument, resolve_factory
 
 
 def parse_shard(spec: str | None) -> tuple[int, int] | None:
@@ -53,7 +53,7 @@ def _dump(j) -> dict:
     return j.model_dump(mode="json") if hasattr(j, "model_dump") else dict(j)
 
 
-def process_batch(system, samples: list[Sample], labels: list[str], rationale: bool, worker: str | None = None) -> list[Record]:
+def process_batch(system, samples: list[Sample], labels: str | list[str], rationale: bool, worker: str | None = None) -> list[Record]:
     """Judge a batch; one failing image never loses the others (a raising batch is retried one by one)."""
     t0 = time.perf_counter()
     try:
@@ -198,7 +198,7 @@ def run_eval(
                     rd.write_manifest(manifest)
                     worker = f"{socket.gethostname()}:{os.getpid()}"
                     for b in range(0, len(todo), batch_size):
-                        for rec in process_batch(sys_, todo[b:b + batch_size], ds.labels, rationale, worker):
+                        for rec in process_batch(sys_, todo[b:b + batch_size], labels_argument(ds.label_set, ds.labels), rationale, worker):
                             sink(rec)
                 else:
                     from kever.evals.ray_engine import run_ray

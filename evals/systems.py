@@ -66,9 +66,7 @@ def build_system(preset: str = "offline", system: str = "full", ablate: Iterable
     if system == "majority":
         return MajoritySystem(prior or {})
     if system == "fake":
-        from kever.agent.fake_reasoner import FakeReasoner
-
-        return FakeReasoner(labels=list(prior) if prior else None)
+        return fake_system()
     try:
         mod = importlib.import_module("kever.agent.reasoner")
         reasoner_cls = mod.Reasoner
@@ -76,6 +74,29 @@ def build_system(preset: str = "offline", system: str = "full", ablate: Iterable
         raise ModelUnavailable(f"the reasoner (kever.agent.reasoner) cannot be imported: {e}",
                                "use --system majority, or install kever with its agent") from e
     return reasoner_cls.from_preset(preset, ablate=ablate, system=system)
+
+
+NAMED_SETS = ("mikels8", "emotion6", "sentiment")
+
+
+def labels_argument(label_set: str, labels: list[str]) -> str | list[str]:
+    """What the harness passes as ``labels=``: the set's name when the reasoner knows it, else the list."""
+    return label_set if label_set in NAMED_SETS else list(labels)
+
+
+def fake_system():
+    """The shipped FakeReasoner, taught the harness's named label sets (a test double, never for real answers)."""
+    from kever.agent.fake_reasoner import FakeReasoner
+
+    from kever.evals.labelsets import label_sets
+
+    class HarnessFake(FakeReasoner):
+        def _labels(self, labels):
+            if isinstance(labels, str) and labels in label_sets():
+                return list(label_sets()[labels])
+            return super()._labels(labels)
+
+    return HarnessFake()
 
 
 Factory = Callable[..., System]
