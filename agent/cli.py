@@ -1,0 +1,147 @@
+"""``kever explain`` and ``kever models``."""
+
+from __future__ import annotations
+
+import json
+import os
+import sys
+
+import click
+
+from kever.errors import KeverError
+
+DEFAULT_PRESET = "auto"
+
+
+def _preset_default() -> str:
+    return os.environ.get("KEVER_PRESET", DEFAULT_PRESET)
+
+
+def _print_judgment(console, j) -> None:
+    from rich.panel import Panel
+    from rich.table import Table
+
+    top = sorted(j.scores.items(), key=lambda kv: -kv[1])
+    head = f"[bold]{j.label}[/bold]  confidence {j.confidence:.2f}   valence {j.valence:+.2f}   arousal {j.arousal:.2f}"
+    console.print(Panel(head, title=f"kever · {j.image}", subtitle=f"preset {j.models.get('preset')} · {j.label_set}"))
+    t = Table(show_header=False, box=None, padding=(0, 1))
+    for label, p in top:
+        bar = "█" * int(round(p * 40))
+        t.add_row(label, f"{p:.3f}", f"[cyan]{bar}[/cyan]")
+    console.print(t)
+    if j.cues:
+        console.print("[bold]Cues[/bold]")
+        for c in j.cues[:14]:
+            v = f" verified {c.verified:.2f}" if c.verified is not None else ""
+            console.print(f"  [{c.id}] {c.family}: {c.text}  [dim]({c.source}, {c.confidence:.2f}{v})[/dim]")
+    if j.evidence:
+        console.print("[bold]Evidence[/bold]")
+        for e in j.evidence[:8]:
+            w = ", ".join(f"{k} {v:.2f}" for k, v in sorted(e.weights.items(), key=lambda kv: -kv[1])[:3])
+            console.print(f"  [{e.ref}] {e.text}  [dim]→ {w} · {e.source} · {e.id}[/dim]")
+    if j.rationale:
+        kind = "" if j.rationale_kind == "model" else f" [dim]({j.rationale_kind})[/dim]"
+        console.print(f"[bold]Why[/bold]{kind}\n  {j.rationale}")
+    for w in j.warnings:
+        console.print(f"[yellow]note:[/yellow] {w}")
+    total = j.timings.get("total")
+    if total is not None:
+        console.print(f"[dim]{total:.2f} s[/dim]")
+
+
+@click.command()
+@click.argument("images", nargs=-1, required=True)
+@click.option("--labels", default="mikels8", show_default=True, help="mikels8 | emotion6 | sentiment | a comma-separated list (e.g. 'joy,fear,calm').")
+@click.option("--preset", default=_preset_default, show_default="auto (or $KEVER_PRESET)", help="auto | offline | cpu | gpu | remote | a preset .yaml path.")
+@click.option("--json", "as_json", is_flag=True, help="Print the judgment as JSON (a list for several images).")
+@click.option("--no-rationale", is_flag=True, help="Skip the written rationale (faster).")
+@click.option("--system", default="full", show_default=True, help="full, or a baseline: perception-only, knowledge-only, clip-zeroshot, vlm-only.")
+@click.option("--ablate", multiple=True, help="Switch off a part: kb, clip, vlm, deliberate (repeatable).")
+def explain(images, labels, preset, as_json, no_rationale, system, ablate) -> None:
+    """Say which emotion IMAGES evoke in viewers, and why."""
+    from rich.console import Console
+
+    from kever.agent.labels import parse_labels
+    from kever.agent.reasoner import Reasoner
+
+    parse_labels(labels)  # a malformed label list fails before any model loads
+    console = Console(stderr=False)
+    err = Console(stderr=True)
+    with err.status("loading models…", spinner="dots") if not as_json and sys.stderr.isatty() else _null():
+        reasoner = Reasoner.from_preset(preset, system=system, ablate=ablate)
+    results = reasoner.explain_many(images, labels=labels, rationale=not no_rationale)
+    failed = 0
+    payload = []
+    for src, r in zip(images, results):
+        if isinstance(r, KeverError):
+            failed += 1
+            click.echo(f"kever: error: {r}", err=True)
+            payload.append({"image": src, "error": str(r)})
+            continue
+        payload.append(r.model_dump(mode="json"))
+        if not as_json:
+            _print_judgment(console, r)
+    if as_json:
+        click.echo(json.dumps(payload[0] if len(images) == 1 else payload, indent=2, ensure_ascii=False))
+    if failed:
+        sys.exit(2)
+
+
+class _null:
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *a):
+        return False
+
+
+@click.group()
+def models() -> None:
+    """List presets and their models; pull weights (needs network)."""
+
+
+@models.command("list")
+@click.option("--json", "as_json", is_flag=True)
+def models_list(as_json: bool) -> None:
+    """Every preset, its models, and whether their weights are present here."""
+    from kever.agent.assemble import _spec
+    from kever.agent.config import load_preset, preset_names
+    from kever.agent.models import model_status
+
+    rows = []
+    for name in preset_names():
+        p = load_preset(name)
+        for role in ("vlm", "aligner", "text_lm"):
+            spec = getattr(p, role)
+            if spec is None or spec == "vlm":
+                rows.append({"preset": name, "role": role, "model": "(the vlm)" if spec == "vlm" else "(none)", "present": None})
+                continue
+            st = model_status(role, _spec(spec))
+            rows.append({"preset": name, "role": role, "model": st.id, "backend": st.backend, "present": st.available, "location": st.location})
+    if as_json:
+        click.echo(json.dumps(rows, indent=2))
+        return
+    from rich.console import Console
+    from rich.table import Table
+
+    t = Table("preset", "role", "model", "present")
+    for r in rows:
+        present = "" if r.get("present") is None else ("yes" if r["present"] else "no")
+        t.add_row(r["preset"], r["role"], str(r.get("model")), present)
+    Console().print(t)
+
+
+@models.command("pull")
+@click.option("--preset", required=True, help="Download the weights of this preset's models.")
+def models_pull(preset: str) -> None:
+    """Download a preset's weights into the Hugging Face / open_clip caches (needs network)."""
+    from kever.agent.assemble import _spec
+    from kever.agent.config import load_preset
+    from kever.agent.models import pull
+
+    p = load_preset(preset)
+    for role in ("vlm", "aligner", "text_lm"):
+        spec = getattr(p, role)
+        if isinstance(spec, dict):
+            where = pull(_spec(spec))
+            click.echo(f"{role}: {where}")
