@@ -7,6 +7,8 @@ always gets the same judgment. It loads no model and must never be used for real
 from __future__ import annotations
 
 import hashlib
+import os
+import time
 from typing import Callable, Iterable
 
 import numpy as np
@@ -16,13 +18,21 @@ from kever.errors import KeverError
 from kever.images import ImageInput, load_image
 
 MIKELS8 = ["amusement", "awe", "contentment", "excitement", "anger", "disgust", "fear", "sadness"]
+#: Named label sets the fake knows (the real ones come from the knowledge base).
+NAMED_SETS = {
+    "mikels8": MIKELS8,
+    "emotion6": ["anger", "disgust", "fear", "joy", "sadness", "surprise", "neutral"],
+    "sentiment": ["positive", "negative"],
+}
 
 
 class FakeReasoner:
     models = {"reasoner": "fake"}
 
-    def __init__(self, labels: list[str] | None = None):
+    def __init__(self, labels: list[str] | None = None, delay_s: float | None = None):
         self.labels = labels or MIKELS8
+        #: seconds each explain() sleeps (to test queues and timeouts); env KEVER_FAKE_DELAY_S
+        self.delay_s = float(os.environ.get("KEVER_FAKE_DELAY_S", "0") or 0) if delay_s is None else delay_s
 
     def explain(
         self,
@@ -33,6 +43,8 @@ class FakeReasoner:
     ) -> Judgment:
         img = load_image(image)
         names = self._labels(labels)
+        if self.delay_s:
+            time.sleep(self.delay_s)
         seed = int(hashlib.sha1(img.image.tobytes()).hexdigest()[:8], 16)
         for node in ("perceive", "retrieve", "reconcile"):
             if on_event:
@@ -55,6 +67,20 @@ class FakeReasoner:
             image=img.source,
         )
 
+    def relabel(self, judgment: Judgment, labels: list[str] | str) -> Judgment:
+        """Re-score a judgment over another label set without looking at the image again."""
+        names = self._labels(labels)
+        seed = int(hashlib.sha1(("|".join(names) + judgment.label).encode()).hexdigest()[:8], 16)
+        p = np.random.default_rng(seed).dirichlet(np.ones(len(names)))
+        scores = {n: float(v) for n, v in zip(names, p)}
+        label = max(scores, key=scores.get)
+        evidence = [e.model_copy(update={"weights": {**e.weights, label: 1.0}}) for e in judgment.evidence]
+        return judgment.model_copy(update={
+            "label": label, "scores": scores, "confidence": float(max(p)), "evidence": evidence,
+            "label_set": labels if isinstance(labels, str) else "custom",
+            "rationale": f"(fake) Re-scored: {label} [C1]." if judgment.rationale else None,
+        })
+
     def explain_many(self, images: Iterable[ImageInput], labels=None, rationale: bool = True) -> list[Judgment | KeverError]:
         out: list[Judgment | KeverError] = []
         for im in images:
@@ -67,6 +93,8 @@ class FakeReasoner:
     def _labels(self, labels) -> list[str]:
         if labels is None or labels == "mikels8":
             return list(self.labels)
+        if isinstance(labels, str) and labels in NAMED_SETS:
+            return list(NAMED_SETS[labels])
         if isinstance(labels, str):
             return [x.strip() for x in labels.split(",") if x.strip()]
         return list(labels)

@@ -1,0 +1,106 @@
+"""Chat replies composed from a stored judgment (scores, cues, evidence): no model is run.
+
+Every claim cites the ids of the cues ([C1]) and knowledge entries ([cue:colour:dark]) it
+comes from, so an answer can be traced back to the judgment's JSON (/v1/emotion).
+"""
+
+from __future__ import annotations
+
+from kever.agent.judgment import Cue, Evidence, Judgment
+
+
+def _pct(p: float) -> str:
+    return f"{100 * p:.0f}%"
+
+
+def _ranked(j: Judgment) -> list[tuple[str, float]]:
+    return sorted(j.scores.items(), key=lambda kv: -kv[1])
+
+
+def _cues_for(j: Judgment, ev: list[Evidence]) -> list[Cue]:
+    ids = {cid for e in ev for cid in e.cue_ids}
+    cues = [c for c in j.cues if c.id in ids]
+    return cues or sorted(j.cues, key=lambda c: -c.confidence)[:3]
+
+
+def _support(j: Judgment, label: str, k: int = 4) -> list[Evidence]:
+    ev = [e for e in j.evidence if e.weights.get(label, 0.0) > 0]
+    return sorted(ev, key=lambda e: -(e.weights.get(label, 0.0) * max(e.score, 1e-3)))[:k]
+
+
+def _ev_line(e: Evidence, label: str) -> str:
+    cites = "".join(f"[{c}]" for c in e.cue_ids)
+    return f"- {e.text} (weight for {label} {e.weights.get(label, 0.0):.2f}) [{e.id}]{cites}"
+
+
+def _cue_line(c: Cue) -> str:
+    return f"- {c.family}: {c.text} (confidence {c.confidence:.2f}) [{c.id}]"
+
+
+def scores_table(j: Judgment) -> str:
+    return "\n".join(f"- {name}: {_pct(p)}" for name, p in _ranked(j))
+
+
+def first_answer(j: Judgment) -> str:
+    top = _ranked(j)[:3]
+    lines = [f"**{j.label}** ({_pct(j.confidence)} confidence; valence {j.valence:+.2f}, arousal {j.arousal:.2f})."]
+    if len(top) > 1:
+        lines.append("Next: " + ", ".join(f"{n} {_pct(p)}" for n, p in top[1:]) + ".")
+    if j.rationale:
+        lines += ["", j.rationale]
+    lines += ["", "Ask a follow-up: \"why not <emotion>?\", \"what in the image made it "
+              f"{j.label}?\", \"answer for Ekman's six instead\", \"show the scores\"."]
+    return "\n".join(lines)
+
+
+def support(j: Judgment, label: str | None) -> str:
+    label = label or j.label
+    if label not in j.scores:
+        return not_in_set(j, label)
+    ev = _support(j, label)
+    head = f"What points to **{label}** ({_pct(j.scores[label])})"
+    if not ev:
+        return f"{head}: no knowledge entry in this judgment supports {label}; its score comes from the prior " \
+               f"and the other streams.\n\nCues seen:\n" + "\n".join(_cue_line(c) for c in j.cues[:5])
+    out = [f"{head}:", "", "Knowledge used:", *(_ev_line(e, label) for e in ev), "", "From these cues in the image:"]
+    out += [_cue_line(c) for c in _cues_for(j, ev)]
+    return "\n".join(out)
+
+
+def contrast(j: Judgment, label: str) -> str:
+    if label not in j.scores:
+        return not_in_set(j, label)
+    ranked = [n for n, _ in _ranked(j)]
+    if label == j.label:
+        return f"It is {label}: {label} is the top label ({_pct(j.scores[label])}).\n\n" + support(j, label)
+    rank = ranked.index(label) + 1
+    out = [f"**{label}** scored {_pct(j.scores[label])} (rank {rank} of {len(ranked)}), against "
+           f"{_pct(j.scores[j.label])} for **{j.label}**."]
+    for_top = [e for e in _support(j, j.label, 3) if e.weights.get(j.label, 0) > e.weights.get(label, 0)]
+    for_it = _support(j, label, 3)
+    if for_top:
+        out += ["", f"Evidence that favours {j.label} over {label}:", *(_ev_line(e, j.label) for e in for_top)]
+    if for_it:
+        out += ["", f"What did point towards {label}, more weakly:", *(_ev_line(e, label) for e in for_it)]
+    else:
+        out += ["", f"No cue or knowledge entry in this judgment points to {label}."]
+    return "\n".join(out)
+
+
+def scores(j: Judgment) -> str:
+    return f"Scores ({j.label_set}, summing to 100%):\n{scores_table(j)}\n\nconfidence {_pct(j.confidence)}, " \
+           f"valence {j.valence:+.2f}, arousal {j.arousal:.2f}"
+
+
+def relabeled(j: Judgment) -> str:
+    return f"Re-scored over {', '.join(j.scores)} from the same cues and evidence (perception not re-run):\n\n" + first_answer(j)
+
+
+def not_in_set(j: Judgment, label: str) -> str:
+    return f"'{label}' is not in this judgment's labels ({', '.join(j.scores)}). " \
+           "Ask e.g. \"answer for Ekman's six instead\" or \"labels: a, b, c\" to switch label set."
+
+
+def no_image() -> str:
+    return "Send an image (an image_url part, e.g. a data: URL) and I will say which emotion it evokes and why; " \
+           "then ask follow-ups about it."
