@@ -1,0 +1,129 @@
+"""Every bad-input case of issue 2 through kever.images.load_image."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+from PIL import Image
+
+from badimages import huge_png_header, make_error_cases, make_good_cases
+from kever.errors import InputError
+from kever.images import load_image
+
+
+@pytest.fixture
+def error_cases(tmp_path):
+    return make_error_cases(tmp_path / "bad")
+
+
+@pytest.fixture
+def good_cases(tmp_path):
+    return make_good_cases(tmp_path / "good")
+
+
+@pytest.mark.parametrize(
+    "case, words",
+    [
+        ("missing", "no such file"),
+        ("directory", "is a directory"),
+        ("zero_byte", "empty file"),
+        ("truncated", "truncated or corrupt"),
+        ("non_image", "not an image"),
+        ("huge_header", "above the limit"),
+    ],
+)
+def test_refused_with_one_line(error_cases, case, words):
+    path = error_cases[case]
+    with pytest.raises(InputError) as info:
+        load_image(path)
+    message = str(info.value)
+    assert words in message
+    assert "\n" not in message
+    assert str(path) in message
+
+
+def test_decompression_bomb_limit_from_env(tmp_path, monkeypatch):
+    path = tmp_path / "ok.png"
+    Image.new("RGB", (64, 48), "white").save(path)
+    assert load_image(path).original_size == (64, 48)
+    monkeypatch.setenv("KEVER_MAX_PIXELS", "1000")
+    with pytest.raises(InputError, match="3,072 pixels, above the limit of 1,000"):
+        load_image(path)
+
+
+def test_real_over_limit_header_is_refused_before_decoding(tmp_path):
+    # 100k x 100k = 10^10 pixels; decoding it would need 30 GB. The refusal must be instant.
+    with pytest.raises(InputError, match="100000x100000"):
+        load_image(huge_png_header(tmp_path / "bomb.png"))
+
+
+def test_bytes_input_is_checked_too():
+    with pytest.raises(InputError, match="empty"):
+        load_image(b"")
+    with pytest.raises(InputError, match="not an image"):
+        load_image(b"GIF89a? no, just text")
+
+
+@pytest.mark.parametrize("case", ["cmyk", "16bit", "palette", "rgba", "greyscale", "animated_gif", "exif_rotated"])
+def test_odd_formats_become_rgb(good_cases, case):
+    path, size = good_cases[case]
+    im = load_image(path)
+    assert im.image.mode == "RGB"
+    assert im.image.size == size
+    assert im.original_size == size
+    assert np.asarray(im.image).shape == (size[1], size[0], 3)
+
+
+def test_notes_say_what_was_changed(good_cases):
+    notes = {case: " ".join(load_image(good_cases[case][0]).notes) for case in good_cases}
+    assert "CMYK" in notes["cmyk"]
+    assert "8 bits" in notes["16bit"]
+    assert "transparency" in notes["rgba"]
+    assert "first of 3 frames" in notes["animated_gif"]
+    assert "orientation 6" in notes["exif_rotated"]
+
+
+def test_transparent_pixels_become_white(good_cases):
+    rgb = np.asarray(load_image(good_cases["rgba"][0]).image)
+    assert (rgb[:, :40] == 255).all()
+    assert rgb[:, 56:].std() > 20  # the opaque half keeps its noise
+
+
+def test_greyscale_and_16bit_have_equal_channels(good_cases):
+    for case in ("greyscale", "16bit"):
+        rgb = np.asarray(load_image(good_cases[case][0]).image).astype(int)
+        assert (rgb[..., 0] == rgb[..., 1]).all() and (rgb[..., 1] == rgb[..., 2]).all()
+        assert rgb.std() > 20, case  # 16-bit values were scaled, not clipped to black/white
+
+
+def test_animated_gif_uses_first_frame(good_cases):
+    rgb = np.asarray(load_image(good_cases["animated_gif"][0]).image).astype(int)
+    r, g, b = rgb[..., 0].mean(), rgb[..., 1].mean(), rgb[..., 2].mean()
+    assert r > 200 and g < 50 and b < 50
+
+
+def test_exif_rotation_turns_pixels(tmp_path):
+    # A 2x1 strip: left red, right blue. Orientation 6 (rotate 90 clockwise) puts red on top.
+    img = Image.new("RGB", (40, 20), (0, 0, 255))
+    img.paste((255, 0, 0), (0, 0, 20, 20))
+    exif = Image.Exif()
+    exif[0x0112] = 6
+    path = tmp_path / "rot.jpg"
+    img.save(path, exif=exif.tobytes(), quality=95)
+    rgb = np.asarray(load_image(path).image).astype(int)
+    assert rgb.shape == (40, 20, 3)
+    assert rgb[:15, :, 0].mean() > 200 and rgb[25:, :, 2].mean() > 200
+
+
+def test_large_images_are_downscaled_but_report_full_size(tmp_path):
+    path = tmp_path / "big.jpg"
+    Image.new("RGB", (3000, 1500), "white").save(path)
+    im = load_image(path)
+    assert im.original_size == (3000, 1500)
+    assert max(im.image.size) == 1024
+
+
+def test_pil_input_applies_orientation_and_mode():
+    img = Image.new("LA", (30, 20))
+    im = load_image(img)
+    assert im.image.mode == "RGB" and im.original_size == (30, 20) and im.source == "<image>"
