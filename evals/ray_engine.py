@@ -72,6 +72,9 @@ def run_ray(samples: list[Sample], config: RunConfig, prior: dict, factory, *, b
     ensure_ray()
     ctx = ray.data.DataContext.get_current()
     ctx.enable_progress_bars = False
+    import logging
+
+    logging.getLogger("ray.data").setLevel(logging.WARNING)
     factory_arg = factory if callable(factory) else None
     ds = ray.data.from_items([{"sample": s.model_dump_json()} for s in samples])
     out = ds.map_batches(JudgeActor, batch_size=batch_size, concurrency=concurrency, batch_format="numpy",

@@ -109,6 +109,11 @@ class RunDir:
         self.write_manifest(m)
         return m
 
+    def discard(self) -> None:
+        """Remove a run that never judged anything (the system could not be built)."""
+        for name in (SAMPLES, MANIFEST):
+            (self.path / name).unlink(missing_ok=True)
+
     def repair_tail(self) -> None:
         """Cut a torn last line (a kill during a write) so appends start on a clean line."""
         p = self.samples_path

@@ -167,6 +167,7 @@ def run_eval(
                        preset=preset, system=system, ablate=ablate, shard=shard, rationale=rationale,
                        factory=_factory_name(factory))
     rd = RunDir(out or default_out(dataset, split, system, ablate, shard))
+    fresh = not rd.exists()
     manifest = rd.open_for(config, resume)
     rd.repair_tail()
 
@@ -193,7 +194,13 @@ def run_eval(
             if todo:
                 if engine == "local":
                     build = resolve_factory(factory) if not callable(factory) else factory
-                    sys_ = build(preset=preset, system=system, ablate=tuple(ablate), prior=prior)
+                    try:
+                        sys_ = build(preset=preset, system=system, ablate=tuple(ablate), prior=prior)
+                    except BaseException:
+                        if fresh and skipped == 0:  # nothing was judged: leave no half-made run behind
+                            fh.close()
+                            rd.discard()
+                        raise
                     manifest.models = dict(getattr(sys_, "models", {}) or {})
                     rd.write_manifest(manifest)
                     worker = f"{socket.gethostname()}:{os.getpid()}"

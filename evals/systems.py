@@ -73,7 +73,11 @@ def build_system(preset: str = "offline", system: str = "full", ablate: Iterable
     except ImportError as e:
         raise ModelUnavailable(f"the reasoner (kever.agent.reasoner) cannot be imported: {e}",
                                "use --system majority, or install kever with its agent") from e
-    return reasoner_cls.from_preset(preset, ablate=ablate, system=system)
+    try:
+        return reasoner_cls.from_preset(preset, ablate=ablate, system=system)
+    except ImportError as e:
+        raise ModelUnavailable(f"the reasoner's preset {preset!r} needs a module that cannot be imported: {e}",
+                               "install the missing extra, or use --system majority") from e
 
 
 NAMED_SETS = ("mikels8", "emotion6", "sentiment")

@@ -222,3 +222,38 @@ def test_bad_cli_input_is_one_line(tmp_path, capsys):
     code, _, err = cli(["eval", "run", "--dataset", "flickr_ldl", "--root", str(tmp_path), "--system", "majority",
                         "--out", str(tmp_path / "r")], capsys)
     assert code != 0 and err.count("\n") == 1 and "ground_truth.txt not found" in err
+
+
+def test_ray_engine_without_ray_is_a_clear_error(flickr, tmp_path, monkeypatch):
+    monkeypatch.setitem(sys.modules, "ray", None)
+    from kever.errors import ModelUnavailable
+
+    with pytest.raises(ModelUnavailable, match=r"kever\[ray\]"):
+        run_eval("flickr_ldl", flickr, system="fake", engine="ray", out=tmp_path / "r", progress=False)
+
+
+def _unavailable(preset, system, ablate, prior):
+    from kever.errors import ModelUnavailable
+
+    raise ModelUnavailable("no weights here")
+
+
+def test_system_that_cannot_load_leaves_no_run_behind(flickr, tmp_path):
+    from kever.errors import ModelUnavailable
+
+    out = tmp_path / "r"
+    with pytest.raises(ModelUnavailable):
+        run_eval("flickr_ldl", flickr, factory=_unavailable, out=out, progress=False)
+    assert not (out / "manifest.json").exists()
+    res = run_eval("flickr_ldl", flickr, system="fake", out=out, progress=False, reps=20)  # no --resume needed
+    assert res.done_now == 6
+
+
+def test_report_gallery_shows_worst_errors_with_cues_and_rationale(flickr, tmp_path):
+    res = run_eval("flickr_ldl", flickr, system="fake", out=tmp_path / "r", progress=False, reps=20)
+    html = (res.rundir / "report.html").read_text()
+    wrong = [r for r in lines(res.rundir) if r["judgment"]["label"] not in r["truth"]["labels"]]
+    assert wrong, "the fake system should get some of these wrong"
+    assert "Worst errors" in html and "fake cue" in html and "(fake) The image evokes" in html
+    assert html.count("data:image/jpeg;base64,") == min(len(wrong), 12)
+    assert "Confusion matrix" in html and "Reliability diagram" in html and "Per-class" in html
