@@ -11,7 +11,6 @@ Image parts must be ``data:image/...;base64,`` URLs that decode to an image, els
 Binds 127.0.0.1 on a free port.
 """
 
-from __future__ import annotations
 
 import base64
 import io
@@ -22,6 +21,7 @@ from collections import deque
 from collections.abc import Callable, Iterable
 from typing import Any
 
+# no `from __future__ import annotations` here: FastAPI reads the handlers' annotations
 Script = str | tuple[int, str]
 
 
