@@ -95,3 +95,19 @@ def compare_cmd(rundirs, as_json) -> None:
 
     table = compare_table(load_runs(list(rundirs)))
     click.echo(json.dumps(table, indent=2) if as_json else render_text(table))
+
+
+@eval_group.command("merge")
+@click.argument("out", type=click.Path(file_okay=False))
+@click.argument("rundirs", nargs=-1, required=True, type=click.Path(exists=True, file_okay=False))
+@click.option("--seed", default=0, show_default=True, type=int)
+@click.option("--reps", default=1000, show_default=True, type=int)
+def merge_cmd(out, rundirs, seed, reps) -> None:
+    """Merge shard run dirs (--shard i/n of one config) into OUT and score the whole."""
+    from kever.evals.merge import merge_runs
+    from kever.evals.runner import rescore
+
+    dest = merge_runs(out, list(rundirs))
+    m = rescore(dest, reps=reps, seed=seed)
+    click.echo(f"{out}: {m['n']} samples from {len(rundirs)} runs")
+    click.echo(_summary(m))

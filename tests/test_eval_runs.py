@@ -176,6 +176,14 @@ def test_shards_partition_the_run(flickr, tmp_path):
         res = run_eval("flickr_ldl", flickr, system="fake", shard=f"{i}/3", out=tmp_path / f"s{i}", progress=False, reps=20)
         ids += [r["id"] for r in lines(res.rundir)]
     assert sorted(ids) == sorted(f"{i}.jpg" for i in range(1, 7))
+    whole = run_eval("flickr_ldl", flickr, system="fake", out=tmp_path / "whole", progress=False, reps=20).metrics
+    from kever.evals.merge import merge_runs
+
+    merged = rescore(merge_runs(tmp_path / "merged", [tmp_path / f"s{i}" for i in range(3)]), reps=20)
+    assert merged["n"] == 6 and all(merged[k] == whole[k] for k in ("accuracy", "kl", "confusion"))
+    with pytest.raises(ConfigError, match="another config"):
+        maj = run_eval("flickr_ldl", flickr, system="majority", shard="1/3", out=tmp_path / "maj1", progress=False, reps=20)
+        merge_runs(tmp_path / "m2", [tmp_path / "s0", maj.rundir])
     from kever.errors import InputError
 
     with pytest.raises(InputError):
