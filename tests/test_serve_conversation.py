@@ -85,3 +85,42 @@ def test_checkpointer_serde_is_strict(tmp_path):
     out = strict_serde().loads_typed(blob)["j"]
     assert not isinstance(out, Judgment) and isinstance(out, dict) and out["label"] == "awe"
     conv.close()
+
+
+class GraphReasoner(FakeReasoner):
+    """Runs its own (uncheckpointed) LangGraph graph, as the real Reasoner does."""
+
+    def explain(self, image, labels=None, rationale=True, on_event=None):
+        from typing import TypedDict
+
+        from langgraph.graph import END, START, StateGraph
+
+        class S(TypedDict):
+            n: int
+
+        g = StateGraph(S)
+        g.add_node("perceive", lambda s: {"n": s["n"] + 1})
+        g.add_edge(START, "perceive")
+        g.add_edge("perceive", END)
+        assert g.compile().invoke({"n": 0})["n"] == 1
+        return super().explain(image, labels=labels, rationale=rationale, on_event=on_event)
+
+
+def test_reasoner_graph_is_not_checkpointed_as_a_subgraph(tmp_path, demo_image):
+    conv = Conversations(tmp_path / "c.sqlite", GraphReasoner())
+    conv.turn("c1", "?", load_image(demo_image))
+    conv.turn("c1", "answer for sentiment", None)
+    namespaces = {ns for (ns,) in conv._conn.execute("SELECT DISTINCT checkpoint_ns FROM checkpoints")}
+    assert namespaces == {""}
+    conv.close()
+
+
+def test_projected_label_sets_are_explained_honestly():
+    from kever.agent.judgment import Evidence
+    from kever.server import answers
+
+    j = Judgment(label="joy", scores={"joy": 0.7, "fear": 0.3}, confidence=0.7, valence=0.5, arousal=0.5,
+                 evidence=[Evidence(id="k1", source="s", text="bright", weights={"amusement": 0.9})],
+                 label_set="custom", canonical={"amusement": 0.6, "fear": 0.4})
+    assert "weighted over the Mikels-8" in answers.support(j, "joy")
+    assert "weighted over the Mikels-8" not in answers.contrast(j, "fear")

@@ -30,7 +30,8 @@ def _support(j: Judgment, label: str, k: int = 4) -> list[Evidence]:
 
 def _ev_line(e: Evidence, label: str) -> str:
     cites = "".join(f"[{c}]" for c in e.cue_ids)
-    return f"- {e.text} (weight for {label} {e.weights.get(label, 0.0):.2f}) [{e.id}]{cites}"
+    ref = f"{e.ref}: {e.id}" if getattr(e, "ref", "") else e.id
+    return f"- {e.text} (weight for {label} {e.weights.get(label, 0.0):.2f}) [{ref}]{cites}"
 
 
 def _cue_line(c: Cue) -> str:
@@ -53,10 +54,25 @@ def first_answer(j: Judgment) -> str:
     return "\n".join(lines)
 
 
+def _projected(j: Judgment, label: str) -> str | None:
+    """For a label set projected from the fused Mikels-8 distribution, where evidence is weighted
+    over Mikels-8: say so, with that distribution."""
+    canonical = getattr(j, "canonical", None) or {}
+    if not canonical or label in canonical or any(label in e.weights for e in j.evidence):
+        return None
+    top = ", ".join(f"{m} {_pct(p)}" for m, p in sorted(canonical.items(), key=lambda kv: -kv[1])[:4])
+    return (f"The evidence is weighted over the Mikels-8 emotions; the {j.label_set} scores, {label} "
+            f"{_pct(j.scores[label])} among them, are that fused distribution mapped onto {j.label_set} "
+            f"(fused: {top}).")
+
+
 def support(j: Judgment, label: str | None) -> str:
     label = label or j.label
     if label not in j.scores:
         return not_in_set(j, label)
+    note = _projected(j, label)
+    if note:
+        return note + "\n\nCues seen:\n" + "\n".join(_cue_line(c) for c in sorted(j.cues, key=lambda c: -c.confidence)[:5])
     ev = _support(j, label)
     head = f"What points to **{label}** ({_pct(j.scores[label])})"
     if not ev:
@@ -76,6 +92,9 @@ def contrast(j: Judgment, label: str) -> str:
     rank = ranked.index(label) + 1
     out = [f"**{label}** scored {_pct(j.scores[label])} (rank {rank} of {len(ranked)}), against "
            f"{_pct(j.scores[j.label])} for **{j.label}**."]
+    note = _projected(j, label)
+    if note:
+        return "\n\n".join([out[0], note])
     for_top = [e for e in _support(j, j.label, 3) if e.weights.get(j.label, 0) > e.weights.get(label, 0)]
     for_it = _support(j, label, 3)
     if for_top:

@@ -13,6 +13,7 @@ the reasoner travel in the run's context, which is never stored.
 
 from __future__ import annotations
 
+import contextvars
 import operator
 import sqlite3
 import threading
@@ -48,6 +49,13 @@ class TurnContext:
     rationale: bool = True
 
 
+def _isolated(fn: Callable, *args, **kwargs):
+    """Call the reasoner outside this graph's run context. The reasoner runs its own LangGraph
+    graph; called plainly from inside a node, LangGraph would treat it as a subgraph and
+    checkpoint its state (images, model outputs) into the conversation database."""
+    return contextvars.Context().run(fn, *args, **kwargs)
+
+
 def _emit(ctx: TurnContext, node: str, status: str = "end", **extra) -> None:
     if ctx.on_event:
         ctx.on_event({"node": node, "status": status, **extra})
@@ -81,7 +89,7 @@ def build_graph():
         assert ctx.image is not None, "judge needs the turn's image"
         _emit(ctx, "judge", "start")
         with ctx.model_lock:
-            j = ctx.reasoner.explain(ctx.image, labels=labels, rationale=ctx.rationale, on_event=ctx.on_event)
+            j = _isolated(ctx.reasoner.explain, ctx.image, labels=labels, rationale=ctx.rationale, on_event=ctx.on_event)
         _emit(ctx, "judge")
         keep = state.get("replayed") and intent.kind not in ("relabel",)
         return {"judgment": j.model_dump(mode="json"), "judged_key": state["image_key"], "label_set": labels,
@@ -95,7 +103,7 @@ def build_graph():
             return {"intent": Intent(kind="summary").model_dump()}
         _emit(ctx, "relabel", "start")
         with ctx.model_lock:
-            j = fn(Judgment.model_validate(state["judgment"]), intent.label_set)
+            j = _isolated(fn, Judgment.model_validate(state["judgment"]), intent.label_set)
         _emit(ctx, "relabel")
         return {"judgment": j.model_dump(mode="json"), "label_set": intent.label_set}
 
