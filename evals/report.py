@@ -73,9 +73,9 @@ def per_class_svg(per_class: dict) -> str:
     labels = list(per_class)
     bw, gap, left, height = 10, 14, 40, 160
     group = 3 * bw + gap
-    w = left + group * len(labels) + 20
+    w = left + group * len(labels) + 90
     colours = {"precision": "#4c78a8", "recall": "#f58518", "f1": "#54a24b"}
-    parts = [f'<svg xmlns="http://www.w3.org/2000/svg" width="{w}" height="{height + 90}" font-size="11">']
+    parts = [f'<svg xmlns="http://www.w3.org/2000/svg" width="{w}" height="{height + 150}" font-size="11">']
     for t in (0, 0.5, 1.0):
         y = 10 + height * (1 - t)
         parts.append(f'<line x1="{left}" x2="{w}" y1="{y}" y2="{y}" stroke="#eee"/><text x="4" y="{y + 4}">{t:.1f}</text>')
@@ -87,7 +87,7 @@ def per_class_svg(per_class: dict) -> str:
         x = x0 + 1.5 * bw
         parts.append(f'<text x="{x}" y="{height + 24}" transform="rotate(45 {x} {height + 24})">{escape(l)} ({int(per_class[l].get("support") or 0)})</text>')
     for k, (m, c) in enumerate(colours.items()):
-        parts.append(f'<rect x="{left + 90 * k}" y="{height + 74}" width="10" height="10" fill="{c}"/><text x="{left + 90 * k + 14}" y="{height + 83}">{m}</text>')
+        parts.append(f'<rect x="{left + 90 * k}" y="{height + 132}" width="10" height="10" fill="{c}"/><text x="{left + 90 * k + 14}" y="{height + 141}">{m}</text>')
     parts.append("</svg>")
     return "".join(parts)
 
