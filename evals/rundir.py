@@ -51,6 +51,7 @@ class Manifest(BaseModel):
     created: str = ""
     updated: str = ""
     n_total: int = 0
+    build_seconds: float | None = None
 
 
 def versions() -> dict[str, str]:

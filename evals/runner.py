@@ -87,10 +87,20 @@ class Progress:
 
     def __init__(self, total: int, initial: int, enabled: bool):
         self.bar = None
-        if enabled:
+        self.total, self.initial, self.enabled = total, initial, enabled
+        self.t_start: float | None = None
+
+    def note(self, text: str) -> None:
+        if self.enabled:
+            print(f"eval: {text}", file=sys.stderr, flush=True)
+
+    def start(self) -> None:
+        """Start the clock after the system is built, so rate and ETA are the judging rate."""
+        self.t_start = self.t_start or time.perf_counter()
+        if self.enabled and self.bar is None:
             from tqdm import tqdm
 
-            self.bar = tqdm(total=total, initial=initial, unit="img", file=sys.stderr, dynamic_ncols=True,
+            self.bar = tqdm(total=self.total, initial=self.initial, unit="img", file=sys.stderr, dynamic_ncols=True,
                             smoothing=0.1, desc="eval")
 
     def update(self, n: int = 1, failed: int = 0) -> None:
@@ -112,7 +122,7 @@ class RunResult:
     skipped: int
     failed: int
     total: int
-    seconds: float
+    seconds: float  # judging (system building excluded; see manifest.build_seconds)
     failed_ids: list[str] = field(default_factory=list)
 
 
@@ -194,6 +204,8 @@ def run_eval(
             if todo:
                 if engine == "local":
                     build = resolve_factory(factory) if not callable(factory) else factory
+                    bar.note(f"building system {system!r} (preset {preset!r}) ...")
+                    t_build = time.perf_counter()
                     try:
                         sys_ = build(preset=preset, system=system, ablate=tuple(ablate), prior=prior)
                     except BaseException:
@@ -202,7 +214,9 @@ def run_eval(
                             rd.discard()
                         raise
                     manifest.models = dict(getattr(sys_, "models", {}) or {})
+                    manifest.build_seconds = round(time.perf_counter() - t_build, 3)
                     rd.write_manifest(manifest)
+                    bar.start()
                     worker = f"{socket.gethostname()}:{os.getpid()}"
                     for b in range(0, len(todo), batch_size):
                         for rec in process_batch(sys_, todo[b:b + batch_size], labels_argument(ds.label_set, ds.labels), rationale, worker):
@@ -210,12 +224,14 @@ def run_eval(
                 else:
                     from kever.evals.ray_engine import run_ray
 
+                    bar.start()
+
                     models = run_ray(todo, config, prior, factory, batch_size=batch_size, concurrency=concurrency, sink=sink)
                     manifest.models = models
             rd.write_manifest(manifest)
     finally:
         bar.close()
-    seconds = time.perf_counter() - t0
+    seconds = time.perf_counter() - (bar.t_start or t0)  # judging time, system building excluded
 
     metrics = rescore(rd, reps=reps, seed=seed, report=report)
     return RunResult(rundir=rd.path, metrics=metrics, done_now=len(todo), skipped=skipped,
