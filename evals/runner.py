@@ -15,7 +15,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Callable, Iterable, Sequence
 
-from kever.errors import ConfigError, InputError, KeverError
+from kever.errors import ConfigError, InputError
 from kever.evals.datasets import Dataset, load_dataset
 from kever.evals.record import ErrorInfo, Record
 from kever.evals.rundir import RunConfig, RunDir

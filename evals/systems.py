@@ -10,7 +10,7 @@ from __future__ import annotations
 import importlib
 from typing import Callable, Iterable, Protocol
 
-from kever.errors import ConfigError, KeverError, ModelUnavailable
+from kever.errors import ConfigError, ModelUnavailable
 
 #: Systems the reasoner implements (``Reasoner.from_preset(..., system=NAME)``).
 REASONER_SYSTEMS = ("full", "perception-only", "knowledge-only", "clip-zeroshot", "vlm-only")
@@ -118,7 +118,3 @@ def resolve_factory(spec: str | None) -> Factory:
         return getattr(importlib.import_module(module), attr)
     except (ImportError, AttributeError) as e:
         raise ConfigError(f"cannot import system factory {spec!r}: {e}") from e
-
-
-def is_error(x) -> bool:
-    return isinstance(x, (KeverError, BaseException))
