@@ -136,6 +136,10 @@ class ObjectClassifier:
                 if backend == "onnx":
                     raise missing_package(e.name or "onnx") from None
                 log.info("ONNX path unavailable (%s); running EfficientNet-Lite0 with torch", e)
+            except OSError as e:  # e.g. a read-only cache: still work, just slower
+                if backend == "onnx":
+                    raise ModelUnavailable(f"cannot export or read the ONNX model ({e})", "check KEVER_HOME / KEVER_CACHE_DIR is writable") from None
+                log.warning("ONNX export/cache unusable (%s); running EfficientNet-Lite0 with torch", e)
         if self._session is None:
             self._torch = _torch_model()
             if threads:
