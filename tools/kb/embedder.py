@@ -66,10 +66,11 @@ class FakeEmbedder:
     Texts that share words get similar vectors, which is enough to test retrieval plumbing.
     """
 
-    model_id = "fake/hashed-bow"
+    min_sim = (0.12, 0.3)  # its cosines run lower than MiniLM's
 
-    def __init__(self, dim: int = 256):
+    def __init__(self, dim: int = 1024):
         self.dim = dim
+        self.model_id = f"fake/hashed-bow-4x{dim}"
 
     def _vec(self, text: str) -> np.ndarray:
         v = np.zeros(self.dim, dtype=np.float32)
@@ -77,9 +78,11 @@ class FakeEmbedder:
         feats = [(w, 1.0) for w in words]
         for w in words:
             feats += [(f"#{w[i:i + 3]}", 0.3) for i in range(max(1, len(w) - 2))]
-        for f, weight in feats:
-            h = int.from_bytes(hashlib.blake2b(f.encode(), digest_size=8).digest(), "little")
-            v[h % self.dim] += weight if (h >> 63) & 1 else -weight
+        for f, weight in feats:  # each feature spread over 4 signed buckets: one collision costs little
+            digest = hashlib.blake2b(f.encode(), digest_size=16).digest()
+            for j in range(4):
+                h = int.from_bytes(digest[4 * j:4 * j + 4], "little")
+                v[h % self.dim] += weight if (h >> 31) & 1 else -weight
         return v
 
     def encode(self, texts: list[str], show_progress: bool = False) -> np.ndarray:

@@ -203,7 +203,7 @@ def ensure_index(kn: Knowledge, spec: BuildSpec, embedder, *, build: bool = True
             log.warning("knowledge index %s is corrupt; rebuilding", final)
     elif not build:
         raise KnowledgeError("the knowledge index has not been built (or its sources changed)", "run: kever kb build")
-    with FileLock(str(root / f"index-{key}.lock"), timeout=1800):
+    with FileLock(str(root / f".lock-{key}"), timeout=1800):
         if final.is_dir() and not force:  # someone else finished while we waited
             try:
                 check_index(final)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import logging
+import os
 import re
 import sqlite3
 from collections import OrderedDict
@@ -23,7 +24,11 @@ log = logging.getLogger(__name__)
 MAX_QUERY_CHARS = 1000  # longer queries are cut here (a warning is logged)
 MAX_QUERY_TOKENS = 32
 RRF_K = 60
-MIN_DENSE_SIM = 0.25  # embedding hits below this cosine are not evidence
+#: embedding hits below these cosines (curated entries, lexicon words) are not evidence;
+#: an embedder may carry its own ``min_sim`` pair (FakeEmbedder does). Chosen by looking at
+#: MiniLM similarities of gibberish and non-English queries (curated <= 0.30, words <= 0.45)
+#: against real English cue queries (curated 0.5-0.75, words 0.55-0.7).
+MIN_DENSE_SIM = (0.32, 0.5)
 SOURCE_TRUST = {"curated": 1.0, "definition": 1.0, "emolex": 0.8, "emolex_full": 0.8, "nrc_vad": 0.8, "senticnet": 0.6}
 STOPWORDS = frozenset(
     "a an the of and or in on at to for with by from is are was were be been it its this that these those "
@@ -48,6 +53,7 @@ class KnowledgeBase:
         self.emb_rows = np.load(path / "emb_rows.npy")
         kinds = dict(self.db.execute("SELECT row, kind FROM entries WHERE emb >= 0").fetchall())
         self.emb_kinds = np.asarray([kinds.get(int(r), "") for r in self.emb_rows])
+        self._curated_mask = self.emb_kinds != "lexicon"
         self._qcache: OrderedDict[str, np.ndarray] = OrderedDict()
 
     # ------------------------------------------------------------------ construction
@@ -57,11 +63,17 @@ class KnowledgeBase:
              lexicons: Sequence[Path | str] | None = None, knowledge_root: Path | None = None) -> "KnowledgeBase":
         """Load the index from ``kever.paths.cache_dir("kb")``, building it if absent or stale.
 
-        ``sources``/``limit`` build a smaller index (tests); ``lexicons`` defaults to the ones
+        ``sources``/``limit`` build a smaller index (tests; ``KEVER_KB_LIMIT`` sets ``limit``
+        for a whole process, e.g. a test session driving the CLI); ``lexicons`` defaults to the ones
         registered by ``kever kb build --lexicon``; ``build=False`` raises KnowledgeError
         instead of building.
         """
         kn = load_knowledge(knowledge_root)
+        if limit is None and os.environ.get("KEVER_KB_LIMIT"):
+            try:
+                limit = int(os.environ["KEVER_KB_LIMIT"])
+            except ValueError:
+                raise KnowledgeError(f"KEVER_KB_LIMIT must be an integer, not {os.environ['KEVER_KB_LIMIT']!r}") from None
         if embedder is None:
             from kever.tools.kb.embedder import MiniLMEmbedder
 
@@ -148,20 +160,26 @@ class KnowledgeBase:
                 log.debug("fts query %r failed: %s", match, e)
         return list(dict.fromkeys(rows))
 
-    def _dense(self, vec: np.ndarray, n: int, kinds: Sequence[str] | None) -> list[int]:
+    def _dense(self, vec: np.ndarray, n: int, kinds: Sequence[str] | None, curated: bool) -> list[int]:
+        """Nearest embedded entries: curated ones (cues, definitions) or lexicon words; ranked
+        apart so that one-word lexicon entries, which sit close to any short query, do not
+        crowd out the curated cue descriptions."""
         if self.emb.shape[0] == 0:
             return []
         sims = self.emb @ vec
+        mask = self._curated_mask if curated else ~self._curated_mask
         if kinds:
-            sims = np.where(np.isin(self.emb_kinds, list(kinds)), sims, -1.0)
+            mask = mask & np.isin(self.emb_kinds, list(kinds))
+        sims = np.where(mask, sims, -1.0)
         n = min(n, sims.shape[0])
         top = np.argpartition(-sims, n - 1)[:n]
         top = top[np.argsort(-sims[top])]
-        return [int(self.emb_rows[i]) for i in top if sims[i] >= MIN_DENSE_SIM]
+        floor = getattr(self.embedder, "min_sim", MIN_DENSE_SIM)[0 if curated else 1]
+        return [int(self.emb_rows[i]) for i in top if sims[i] >= floor]
 
-    def _fuse(self, lexical: list[int], dense: list[int], k: int) -> tuple[list[int], list[float]]:
+    def _fuse(self, lists: Sequence[list[int]], k: int) -> tuple[list[int], list[float]]:
         score: dict[int, float] = {}
-        for ranked in (lexical, dense):
+        for ranked in lists:
             for rank, r in enumerate(ranked):
                 score[r] = score.get(r, 0.0) + 1.0 / (RRF_K + rank + 1)
         best = sorted(score, key=lambda r: -score[r])[:k]
@@ -178,7 +196,11 @@ class KnowledgeBase:
         return kinds
 
     def search(self, text: str, k: int = 10, kinds: Sequence[str] | None = None) -> list[Hit]:
-        """Hybrid search: FTS5/BM25 (+ exact names) and embedding similarity, reciprocal-rank fused."""
+        """Hybrid search, reciprocal-rank fused (k=60) over three ranked lists: FTS5/BM25 on
+        names and curated text (exact name/alias matches first), embedding similarity over the
+        curated entries, and embedding similarity over the EmoLex words. Embedding hits under
+        MIN_DENSE_SIM are dropped, so text that matches nothing (e.g. another language)
+        returns few or no hits rather than noise."""
         return self.search_many([text], k=k, kinds=kinds)[0]
 
     def search_many(self, texts: Sequence[str], k: int = 10, kinds: Sequence[str] | None = None) -> list[list[Hit]]:
@@ -192,7 +214,9 @@ class KnowledgeBase:
         n = max(50, 5 * k)
         out = []
         for q, v in zip(queries, vecs):
-            rows, scores = self._fuse(self._lexical(q, n, kinds), self._dense(v, n, kinds), k)
+            lists = [self._lexical(q, n, kinds), self._dense(v, n, kinds, curated=True),
+                     self._dense(v, n, kinds, curated=False)]
+            rows, scores = self._fuse(lists, k)
             out.append(self._hits(rows, scores))
         return out
 
