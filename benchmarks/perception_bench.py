@@ -8,6 +8,8 @@ Writes benchmarks/results/perception.json and prints it:
   (one image at a time: load + all extractors), batched throughput (perceive_many);
 - cold start: a fresh process, from its start to its first result (model cache warm; and once
   with an empty cache, which includes the one-time ONNX export);
+- CPU seconds per image (all threads of this process), which other jobs on the machine
+  disturb much less than wall time;
 - peak RSS of this process and of the cold-start process;
 - faces: on how many images a face was found; agreement of the largest face's expression
   valence (happy = +, sad/angry/fear/disgust = -) with the votes' valence (amusement, awe,
@@ -96,6 +98,7 @@ def main() -> int:
     ap.add_argument("--limit", type=int, default=None, help="only the first N images")
     ap.add_argument("--batch-size", type=int, default=8)
     ap.add_argument("--out", type=Path, default=RESULTS)
+    ap.add_argument("--skip-cold-start", action="store_true", help="do not start fresh processes (quick checks)")
     args = ap.parse_args()
 
     from kever.paths import shared_data_dir
@@ -110,9 +113,12 @@ def main() -> int:
     load_start = os.getloadavg()
 
     # Cold start first, while this process holds no models (a fresh process each time).
-    cold_empty = cold_start(paths[0], tempfile.mkdtemp(prefix="kever-bench-cache-"))
-    cold_start(paths[0], None)  # makes sure the user's cache holds the ONNX export
-    cold_warm = cold_start(paths[0], None)  # a normal start: export already cached
+    if args.skip_cold_start:
+        cold_empty = cold_warm = {"seconds": None, "peak_rss_mb": None}
+    else:
+        cold_empty = cold_start(paths[0], tempfile.mkdtemp(prefix="kever-bench-cache-"))
+        cold_start(paths[0], None)  # makes sure the user's cache holds the ONNX export
+        cold_warm = cold_start(paths[0], None)  # a normal start: export already cached
 
     from kever.tools.perception import Perceiver
 
@@ -122,16 +128,18 @@ def main() -> int:
 
     per_extractor: dict[str, list[float]] = {}
     e2e: list[float] = []
+    e2e_cpu: list[float] = []  # CPU seconds of this process (all threads): less sensitive to other load
     results = []
     errors = []
     for path in paths:
-        t = time.perf_counter()
+        t, c = time.perf_counter(), time.process_time()
         try:
             p = perceiver.perceive(path)
         except Exception as e:  # noqa: BLE001 - count, never stop a benchmark
             errors.append(f"{path.name}: {e}")
             continue
         e2e.append(time.perf_counter() - t)
+        e2e_cpu.append(time.process_time() - c)
         results.append((path.name, p))
         for k, v in p.timings.items():
             per_extractor.setdefault(k, []).append(v)
@@ -172,6 +180,7 @@ def main() -> int:
         "median_s_per_image": {k: median(v) for k, v in per_extractor.items() if k != "total"},
         "end_to_end_median_s": median(e2e),
         "end_to_end_mean_s": round(statistics.fmean(e2e), 4) if e2e else None,
+        "end_to_end_cpu_median_s": median(e2e_cpu),
         "end_to_end_p90_s": round(sorted(e2e)[int(0.9 * (len(e2e) - 1))], 4) if e2e else None,
         "batched": {"batch_size": args.batch_size, "wall_s_per_image": round(batch_wall / max(1, len(paths)), 4), "objects_median_s_per_image": median(batch_objects)},
         "model_load_in_process_s": round(load_s, 3),

@@ -102,3 +102,26 @@ def test_onnx_export_is_cached_and_agrees_with_torch(perceiver, session_cache):
     a, b = perceiver._objects([rgb])[0], torch_model([rgb])[0]
     assert [o.label for o in a[:3]] == [o.label for o in b[:3]]
     assert a[0].score == pytest.approx(b[0].score, abs=1e-3)
+
+
+def test_benchmark_script_writes_its_figures(flickr_dev, tmp_path):
+    import json
+    import subprocess
+    import sys
+
+    from kever.paths import PACKAGE_DIR
+
+    out = tmp_path / "perception.json"
+    script = PACKAGE_DIR.parent / "benchmarks" / "perception_bench.py"
+    if not script.is_file():
+        pytest.skip("benchmarks/ is not beside the package (installed, not a checkout)")
+    proc = subprocess.run(
+        [sys.executable, str(script), "--data", str(flickr_dev), "--limit", "3", "--skip-cold-start", "--out", str(out)],
+        capture_output=True, text=True, timeout=300,
+    )
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    data = json.loads(out.read_text())
+    assert data["images"] == 3 and not data["errors"]
+    assert set(data["median_s_per_image"]) == {"colour", "faces", "objects", "text"}
+    assert data["end_to_end_median_s"] > 0 and data["peak_rss_mb"] > 0
+    assert 0 <= data["faces"]["images_with_face"] <= 3
