@@ -18,6 +18,8 @@ from kever.tools.perception.schema import TextSpan
 DET_SIDE = 640
 MIN_SCORE = 0.5
 MAX_SPANS = 20
+#: Images thinner than this hold no legible text (and rapidocr would pad them to a huge canvas).
+MIN_SIDE = 16
 
 
 class TextReader:
@@ -38,6 +40,8 @@ class TextReader:
         self.model_id = f"rapidocr-onnxruntime-{version} PP-OCRv4 det+rec (ch/en), no angle classifier"
 
     def __call__(self, rgb: np.ndarray, scale: float = 1.0) -> list[TextSpan]:
+        if min(rgb.shape[:2]) < MIN_SIDE:
+            return []
         bgr = np.ascontiguousarray(rgb[:, :, ::-1])
         result, _ = self._ocr(bgr, use_cls=False)
         spans = []
