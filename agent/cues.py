@@ -35,16 +35,16 @@ def _ramp(value: float, at: float, full: float) -> float:
 
 
 def perception_cues(perception: Any, start: int = 1) -> list[Cue]:
-    """Cues from a ``Perception`` (or its dict form)."""
+    """Cues from a ``Perception`` (or its dict form). A cue's source names the extractor
+    (``perception:faces``); the judgment's ``models`` gives each extractor's model and version."""
     r = rules()
-    models = _get(perception, "models", {}) or {}
     cues: list[Cue] = []
 
     def add(family: str, text: str, source: str, conf: float) -> None:
         if conf > 0:
             cues.append(Cue(id=f"C{start + len(cues)}", family=family, text=text, source=f"perception:{source}", confidence=round(float(conf), 3)))
 
-    colour_model = models.get("colour", "colour")
+    colour_model = "colour"
     for rule in r["scalar_rules"]:
         value = _get(perception, rule["field"])
         if value is None:
@@ -56,7 +56,7 @@ def perception_cues(perception: Any, start: int = 1) -> list[Cue]:
         share = float(_get(c, "share", 0.0))
         if share >= r["colour_min_share"]:
             add("colour", r["colour_text"].format(name=_get(c, "name")), colour_model, min(1.0, share * 2))
-    face_model = models.get("faces", "faces")
+    face_model = "faces"
     for face in _get(perception, "faces", []) or []:
         expressions = _get(face, "expressions", {}) or {}
         if hasattr(expressions, "model_dump"):
@@ -65,13 +65,13 @@ def perception_cues(perception: Any, start: int = 1) -> list[Cue]:
         for expr, p in sorted(expressions.items(), key=lambda kv: -kv[1]):
             if p >= r["face_min_prob"] and expr in r["face_text"]:
                 add("face", r["face_text"][expr], face_model, float(p) * min(1.0, score))
-    obj_model = models.get("objects", "objects")
+    obj_model = "objects"
     objects = sorted(_get(perception, "objects", []) or [], key=lambda o: -float(_get(o, "score", 0.0)))
     for o in objects[: r["object_top_k"]]:
         s = float(_get(o, "score", 0.0))
         if s >= r["object_min_score"]:
             add("object", r["object_text"].format(label=_get(o, "label")), obj_model, s)
-    text_model = models.get("text", "text")
+    text_model = "text"
     for t in (_get(perception, "text", []) or [])[: r["text_max_spans"]]:
         text = str(_get(t, "text", "")).strip()
         if text:

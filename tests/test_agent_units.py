@@ -92,12 +92,12 @@ def test_perception_cues_follow_rules():
     texts = [c.text for c in cues]
     assert "dark, dim, low-key lighting" in texts
     assert "vivid, highly saturated colours" in texts
-    assert "dominant colour: red" in texts
+    assert "red colour" in texts
     assert "smiling, happy facial expression" in texts
     assert "seashore" in texts and "sandbar" not in texts
     assert [c.id for c in cues] == [f"C{i + 1}" for i in range(len(cues))]
     dark = next(c for c in cues if c.text.startswith("dark"))
-    assert dark.confidence == 1.0 and dark.source == "perception:colour-v1"
+    assert dark.confidence == 1.0 and dark.source == "perception:colour"
 
 
 def test_vlm_cue_parsing_and_conversion():
