@@ -62,6 +62,7 @@ def fail(message: str, code: int = 2) -> "NoReturn":  # noqa: F821
 def main(argv: list[str] | None = None) -> None:
     os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
     os.environ.setdefault("HF_HUB_DISABLE_TELEMETRY", "1")
+    os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")  # no spinning OpenMP threads on shared CPUs
     try:
         cli.main(args=argv, prog_name="kever", standalone_mode=False)
     except click.exceptions.Abort:

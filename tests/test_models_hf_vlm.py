@@ -89,3 +89,13 @@ def test_bitsandbytes_load_on_cpu(tiny_vlm_dir, demo_image, bits):
     assert any(isinstance(m, linear) for m in vlm.model.modules())
     out = vlm.generate(ASK, [Image.open(demo_image)], max_new_tokens=4)
     assert isinstance(out, str) and vlm.last_new_tokens <= 4
+
+
+def test_hub_ids_without_network_are_model_unavailable():
+    from kever.agent.models import load_text_lm
+    from kever.errors import ModelUnavailable
+
+    with pytest.raises(ModelUnavailable, match="cannot load VLM"):
+        load_vlm(ModelSpec(backend="transformers", model="HuggingFaceTB/SmolVLM-256M-Instruct"))
+    with pytest.raises(ModelUnavailable, match="cannot load text model"):
+        load_text_lm(ModelSpec(backend="transformers", model="Qwen/Qwen2.5-0.5B-Instruct"))

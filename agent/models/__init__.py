@@ -4,6 +4,7 @@ Protocols in :mod:`.base`, the preset-facing spec in :mod:`.spec`, one module pe
 (heavy libraries imported only when a backend is constructed), fakes in :mod:`.fakes`.
 """
 
+from kever.agent.models import torch_utils as _torch_utils  # noqa: F401  (sets OMP_WAIT_POLICY early)
 from kever.agent.models.base import VLM, Aligner, TextLM
 from kever.agent.models.fakes import FakeAligner, FakeTextLM, FakeVLM
 from kever.agent.models.loaders import (

@@ -43,6 +43,7 @@ def to_parts(messages: list[Message]) -> list[Message]:
 
 class HFVLM:
     def __init__(self, spec: ModelSpec):
+        require(spec, "model")
         try:
             import torch  # noqa: F401
             from transformers import AutoModelForImageTextToText, AutoProcessor
@@ -50,7 +51,6 @@ class HFVLM:
             from kever.errors import missing_package
 
             raise missing_package("transformers") from e
-        require(spec, "model")
         self.spec = spec
         self.model_id = spec.label()
         self.threads = set_threads()
@@ -92,12 +92,11 @@ class HFVLM:
         check_images(messages, images)
         text = self.prompt(messages)
         rgb = [im.convert("RGB") for im in images] if images else None
-        enc = self.processor(text=[text], images=[rgb] if rgb else None, return_tensors="pt")
-        device = model_device(self.model)
-        enc = enc.to(device)
-        float_dtype = next((p.dtype for p in self.model.parameters() if p.is_floating_point()), None)
-        if float_dtype is not None and "pixel_values" in enc:
-            enc["pixel_values"] = enc["pixel_values"].to(float_dtype if float_dtype != torch.int8 else torch.float32)
+        # one prompt: a flat image list is what every processor family accepts
+        enc = self.processor(text=[text], images=rgb, return_tensors="pt").to(model_device(self.model))
+        if "pixel_values" in enc:  # match the vision tower's float dtype (bf16/fp16 models)
+            float_dtype = next(p.dtype for p in self.model.parameters() if p.is_floating_point())
+            enc["pixel_values"] = enc["pixel_values"].to(float_dtype)
         n_in = enc["input_ids"].shape[1]
         pad = getattr(self.tokenizer, "pad_token_id", None)
         if pad is None:

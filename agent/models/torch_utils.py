@@ -7,6 +7,11 @@ from typing import Any
 
 from kever.errors import ConfigError
 
+# torch's OpenMP threads spin while waiting by default: on a shared or oversubscribed CPU
+# that made SmolLM2 decoding ~6x slower at 2 threads (1.1 vs 6.5 tokens/s at load 10 on 2
+# cores; benchmarks/models_bench.py). Only effective when set before torch is first imported.
+os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
+
 _DTYPES = {"float32": "float32", "fp32": "float32", "bfloat16": "bfloat16", "bf16": "bfloat16",
            "float16": "float16", "fp16": "float16"}
 
