@@ -1,0 +1,92 @@
+"""Presets end to end through ``Reasoner.from_preset``: the real ``offline`` models on a real
+photo, and the ``cpu`` preset's code path (transformers VLM + open_clip) on tiny randomly
+initialised models of the same architectures."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+
+import pytest
+import yaml
+
+from kever.agent.fusion import MIKELS8
+from kever.agent.reasoner import Reasoner
+
+pytestmark = pytest.mark.slow
+
+
+@pytest.fixture(scope="module")
+def offline():
+    return Reasoner.from_preset("offline")
+
+
+def test_offline_preset_on_a_real_photo(offline, flickr_dev):
+    photo = sorted((flickr_dev / "images").glob("*.jpg"))[0]
+    j = offline.explain(photo)
+    assert j.label in MIKELS8 and abs(sum(j.scores.values()) - 1) < 1e-6
+    assert j.models["preset"] == "offline"
+    assert "smollm2" in j.models["text_lm"].lower()
+    assert j.models["embedder"].endswith("all-MiniLM-L6-v2") or "minilm" in j.models["embedder"].lower()
+    assert j.cues and j.evidence and j.rationale
+    assert j.rationale_kind in ("model", "template")
+    if j.rationale_kind == "model":
+        assert j.label in j.rationale.lower()
+    assert {"colour", "alignment"} <= set(j.streams)
+
+
+def test_offline_demo_image_is_positive(offline, demo_image):
+    """The smiling astronaut: the face and warm colours must pull to a positive emotion."""
+    j = offline.explain(demo_image, rationale=False)
+    assert j.valence > 0
+    assert j.label in ("amusement", "awe", "contentment", "excitement")
+    assert any(c.family == "face" and "happy" in c.text for c in j.cues)
+
+
+def test_auto_preset_falls_back_to_offline_and_says_so(demo_image):
+    r = Reasoner.from_preset("auto")
+    assert r.preset == "offline"
+    j = r.explain(demo_image, rationale=False)
+    assert any("auto: chose 'offline'" in w for w in j.warnings)
+
+
+@pytest.fixture(scope="module")
+def tiny_cpu_preset(tmp_path_factory):
+    from kever.agent.models.tiny import build_tiny_idefics3, tiny_clip_config
+
+    root = tmp_path_factory.mktemp("tiny")
+    vlm_dir = build_tiny_idefics3(root / "smolvlm-tiny")
+    clip_cfg = tiny_clip_config(root / "clip")
+    preset = yaml.safe_load(open(__import__("kever.agent.config", fromlist=["PRESETS_DIR"]).PRESETS_DIR / "cpu.yaml"))
+    preset["name"] = "cpu-tiny"
+    preset["vlm"] = {"backend": "transformers", "model": str(vlm_dir), "dtype": "float32"}
+    preset["aligner"] = {"backend": "open_clip", "model": "kever-tiny-clip", "pretrained": None, "options": {"config_file": str(clip_cfg)}}
+    path = root / "cpu-tiny.yaml"
+    path.write_text(yaml.safe_dump(preset))
+    return path
+
+
+def test_cpu_preset_code_path_on_tiny_models(tiny_cpu_preset, demo_image):
+    r = Reasoner.from_preset(str(tiny_cpu_preset))
+    assert r.c.vlm is not None and r.c.aligner is not None and r.c.text_lm is r.c.vlm
+    j = r.explain(demo_image)
+    # random weights: the VLM's cue JSON is noise, so the graph must repair once, then fall
+    # back to perception cues, and template the rationale after one regeneration
+    assert "describe_cues" in j.prompt_versions
+    assert any("perception cues used alone" in w or "repaired" in w for w in j.warnings)
+    assert "alignment" in j.streams  # open_clip scored the label prompts
+    assert j.rationale and j.label in MIKELS8
+    assert j.models["vlm"] and j.models["aligner"]
+
+
+def test_explain_cli_offline_json(demo_image):
+    run = subprocess.run(
+        [sys.executable, "-m", "kever", "explain", str(demo_image), "--preset", "offline", "--json", "--no-rationale"],
+        capture_output=True, text=True, timeout=900,
+    )
+    assert run.returncode == 0, run.stderr[-2000:]
+    data = json.loads(run.stdout)
+    for key in ("label", "scores", "confidence", "valence", "arousal", "cues", "evidence", "rationale", "models", "timings"):
+        assert key in data
+    assert all({"id", "source", "text", "weights"} <= set(e) for e in data["evidence"])
