@@ -28,6 +28,8 @@ def smollm2(session_cache):
 def test_dequantised_once_into_the_cache(smollm2, session_cache, monkeypatch):
     target = hf_textlm.dequantised_dir(SMOL)
     assert target.parent == session_cache / "models"
+    # the preset's spec (dtype float32, a display name) shares the same dequantised copy
+    assert hf_textlm.dequantised_dir(SMOL.model_copy(update={"dtype": "float32", "model": "smollm2"})) == target
     assert (target / "config.json").is_file() and (target / "kever-dequantised.json").is_file()
     assert json.loads((target / "kever-dequantised.json").read_text())["seconds"] > 0
     assert not list(target.parent.glob("*.tmp-*"))  # the temp dir was renamed into place

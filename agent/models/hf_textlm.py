@@ -54,7 +54,7 @@ def dequantised_dir(spec: ModelSpec) -> Path:
 
     src = gguf_source(spec)
     st = src.stat()
-    key = hashlib.sha256(f"{src.resolve()}|{st.st_size}|{int(st.st_mtime)}|{spec.dtype}".encode()).hexdigest()[:12]
+    key = hashlib.sha256(f"{src.resolve()}|{st.st_size}|{int(st.st_mtime)}|{spec.dtype or 'float32'}".encode()).hexdigest()[:12]
     return cache_dir("models") / f"{src.stem}-{key}"
 
 
