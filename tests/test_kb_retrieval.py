@@ -92,6 +92,7 @@ def test_emotions_of(kb):
     assert s.match == "variant" and s.distribution["negative"] > 0.9
     tok = kb.emotions_of("grinning clown face")
     assert tok.match in ("tokens", "exact", "search") and tok.evidence
+    assert kb.resolve("funeral", search=False)[1] == "exact" and kb.resolve("zzqxv", search=False) == ([], "none")
     unknown = kb.emotions_of("zzqxv")
     assert unknown.match == "none" and unknown.valence is None
     assert all(math.isclose(v, 1 / 8) for v in unknown.distribution.values())

@@ -240,8 +240,9 @@ class KnowledgeBase:
                 out.append(key.replace(a, b))
         return out
 
-    def resolve(self, concept: str) -> tuple[list[Hit], str]:
-        """Evidence for a concept and how it was found (see EmotionProfile.match)."""
+    def resolve(self, concept: str, search: bool = True) -> tuple[list[Hit], str]:
+        """Evidence for a concept and how it was found (see EmotionProfile.match);
+        ``search=False`` skips the hybrid-search fallback (lookups only, no embedding)."""
         key = norm_key(concept)
         if not key:
             raise InputError("empty concept", "give a word or short phrase, e.g. 'thunderstorm'")
@@ -260,6 +261,8 @@ class KnowledgeBase:
                 hits += found
             if hits:
                 return hits, "tokens"
+        if not search:
+            return [], "none"
         hits = [h for h in self.search(concept, k=5) if h.kind != "definition"][:3]
         return (hits, "search") if hits else ([], "none")
 
