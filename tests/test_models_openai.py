@@ -117,3 +117,12 @@ def test_dead_port_is_model_unavailable_and_not_available(srv):
         load_vlm(dead).generate([{"role": "user", "content": "x"}])
     assert not weights_available(dead)
     assert weights_available(spec(srv))
+
+
+def test_several_images_keep_their_order(srv):
+    srv.push("two")
+    msgs = [{"role": "user", "content": [{"type": "image"}, {"type": "text", "text": "vs"}, {"type": "image"}]}]
+    a, b = Image.new("RGB", (30, 20), "red"), Image.new("RGB", (20, 40), "blue")
+    assert load_vlm(spec(srv)).generate(msgs, [a, b]) == "two"
+    assert [im.size for im in srv.images] == [(30, 20), (20, 40)]
+    assert srv.images[0].convert("RGB").getpixel((5, 5))[0] > 200 and srv.images[1].convert("RGB").getpixel((5, 5))[2] > 200
