@@ -15,6 +15,7 @@ import csv
 import json
 import math
 import os
+import shutil
 import statistics
 import sys
 import tempfile
@@ -184,6 +185,7 @@ def main() -> None:
             }
     else:
         result["bass"] = "skipped: ../shared/data/bass is absent"
+    shutil.rmtree(tmp, ignore_errors=True)
     OUT.parent.mkdir(parents=True, exist_ok=True)
     OUT.write_text(json.dumps(result, indent=1))
     json.dump(result, sys.stdout, indent=1)
