@@ -58,6 +58,8 @@ def test_changed_curated_file_builds_a_new_index(cache, tmp_path, monkeypatch):
     kb = _open()
     assert kb.path != first
     assert "A funeral or a burial" in kb.search("funeral", k=3, kinds=["cue"])[0].text
+    # only the changed entry is embedded again; the rest is reused from the first index
+    assert kb.manifest["embedded_fresh"] == 1 and kb.manifest["embedded_reused"] == kb.manifest["embedded"] - 1
     # a different embedder or subset is a different index too
     assert _open(limit=LIMIT + 1).path not in (first, kb.path)
 

@@ -6,6 +6,8 @@ Layout: ``cache_dir("kb")/index-<key>/`` holding ``kb.sqlite``, ``emb.npy`` (flo
 a change of any of them builds a new index. A build writes into a temporary folder and
 ``os.replace``-s it into place under a file lock: a reader sees a complete index or none.
 
+Vectors of unchanged texts are reused from other indexes built with the same embedder.
+
 What is embedded: curated cues, emotion definitions and the NRC EmoLex words (~7k texts,
 ~10 s on 2 cores). SenticNet's 200k concepts and imported lexicons are resolved lexically
 (exact keys + FTS5/BM25 on their names): embedding all 200k takes ~5 min on 2 free cores
@@ -45,7 +47,7 @@ from kever.tools.kb.sources import (
 
 log = logging.getLogger(__name__)
 
-INDEX_VERSION = 3
+INDEX_VERSION = 4
 
 SCHEMA = """
 CREATE TABLE entries (
@@ -140,16 +142,26 @@ def build_index(dest: Path, kn: Knowledge, spec: BuildSpec, embedder, progress: 
     t_sql = time.perf_counter() - t0
 
     t1 = time.perf_counter()
-    batches = [to_embed[i:i + 256] for i in range(0, len(to_embed), 256)]
+    text_keys = [hashlib.sha1(t.encode()).hexdigest() for t in to_embed]
+    known = _reusable_vectors(dest.parent, embedder, set(text_keys))
+    todo = [i for i, k in enumerate(text_keys) if k not in known]
+    batches = [[to_embed[i] for i in todo[j:j + 256]] for j in range(0, len(todo), 256)]
     it: Iterable = batches
     if progress and batches:
         from tqdm import tqdm
 
         it = tqdm(batches, desc="kever kb: embedding", unit="batch", file=sys.stderr)
     parts = [embedder.encode(b) for b in it]
-    mat = np.concatenate(parts) if parts else np.zeros((0, embedder.dim), dtype=np.float32)
-    np.save(dest / "emb.npy", mat.astype(np.float16))
+    fresh = np.concatenate(parts).astype(np.float16) if parts else np.zeros((0, embedder.dim), dtype=np.float16)
+    mat = np.zeros((len(to_embed), embedder.dim), dtype=np.float16)
+    for j, i in enumerate(todo):
+        mat[i] = fresh[j]
+    for i, k in enumerate(text_keys):
+        if k in known:
+            mat[i] = known[k]
+    np.save(dest / "emb.npy", mat)
     np.save(dest / "emb_rows.npy", np.asarray(emb_rows, dtype=np.int64))
+    (dest / "emb_keys.json").write_text(json.dumps(text_keys))
     t_emb = time.perf_counter() - t1
     manifest = {
         "index_version": INDEX_VERSION, "entries": row, "embedded": len(emb_rows),
@@ -157,6 +169,7 @@ def build_index(dest: Path, kn: Knowledge, spec: BuildSpec, embedder, progress: 
         "counts": counts, "sources": list(spec.sources), "limit": spec.limit,
         "lexicons": [str(p) for p in spec.lexicons],
         "build_s": {"sqlite": round(t_sql, 2), "embed": round(t_emb, 2)},
+        "embedded_fresh": len(todo), "embedded_reused": len(to_embed) - len(todo),
         "built_at": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
     }
     db.executemany("INSERT INTO meta VALUES (?,?)", [("manifest", json.dumps(manifest))])
@@ -164,6 +177,29 @@ def build_index(dest: Path, kn: Knowledge, spec: BuildSpec, embedder, progress: 
     db.close()
     (dest / "manifest.json").write_text(json.dumps(manifest, indent=1))
     return manifest
+
+
+def _reusable_vectors(root: Path, embedder, wanted: set[str]) -> dict[str, np.ndarray]:
+    """Vectors of the same texts from other complete indexes built with the same embedder,
+    so that a change to one curated file does not re-embed everything."""
+    found: dict[str, np.ndarray] = {}
+    for d in sorted(root.glob("index-*"), key=lambda p: -p.stat().st_mtime):
+        try:
+            man = json.loads((d / "manifest.json").read_text())
+            if man.get("embedder") != embedder.model_id or man.get("dim") != embedder.dim:
+                continue
+            keys = json.loads((d / "emb_keys.json").read_text())
+            emb = np.load(d / "emb.npy", mmap_mode="r")
+            if emb.shape != (len(keys), embedder.dim):
+                continue
+        except (OSError, ValueError, json.JSONDecodeError):
+            continue
+        for i, k in enumerate(keys):
+            if k in wanted and k not in found:
+                found[k] = np.array(emb[i])
+        if len(found) == len(wanted):
+            break
+    return found
 
 
 def check_index(path: Path) -> dict:
