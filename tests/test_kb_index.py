@@ -155,3 +155,20 @@ def test_import_nrc_files_from_shared_data(cache, shared_data):
     happy, grief = kb.emotions_of("happy"), kb.emotions_of("grief")
     assert happy.valence > 0.5 and grief.valence < -0.5
     assert max(grief.distribution, key=grief.distribution.get) == "sadness"
+
+
+def test_broken_curated_file_leaves_the_index_alone(cache, tmp_path, monkeypatch):
+    from kever.errors import ConfigError
+
+    path = _open().path
+    before = sorted((p.name, p.stat().st_mtime_ns) for p in path.iterdir())
+    kdir = tmp_path / "knowledge"
+    shutil.copytree(knowledge_dir(), kdir, ignore=shutil.ignore_patterns("*.py", "__pycache__"))
+    (kdir / "cues" / "faces.yaml").write_text("family: face\nsources: [ekman1992]\nentries: []\n")
+    monkeypatch.setenv("KEVER_KNOWLEDGE_DIR", str(kdir))
+    with pytest.raises(ConfigError, match="cues/faces.yaml"):
+        _open()
+    assert sorted((p.name, p.stat().st_mtime_ns) for p in path.iterdir()) == before
+    assert [p.name for p in (cache / "kb").glob("index-*")] == [path.name]
+    monkeypatch.delenv("KEVER_KNOWLEDGE_DIR")
+    assert _open(build=False).path == path

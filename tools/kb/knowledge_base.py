@@ -7,6 +7,7 @@ import logging
 import os
 import re
 import sqlite3
+import threading
 from collections import OrderedDict
 from collections.abc import Sequence
 from pathlib import Path
@@ -55,6 +56,7 @@ class KnowledgeBase:
         self.emb_kinds = np.asarray([kinds.get(int(r), "") for r in self.emb_rows])
         self._curated_mask = self.emb_kinds != "lexicon"
         self._qcache: OrderedDict[str, np.ndarray] = OrderedDict()
+        self._lock = threading.Lock()
 
     # ------------------------------------------------------------------ construction
     @classmethod
@@ -126,18 +128,21 @@ class KnowledgeBase:
         return q
 
     def _encode(self, queries: list[str]) -> list[np.ndarray]:
-        todo = [q for q in dict.fromkeys(queries) if q not in self._qcache]
+        """Query embeddings, batched, with an LRU cache (cue texts repeat across images)."""
+        with self._lock:
+            have = {q: self._qcache[q] for q in dict.fromkeys(queries) if q in self._qcache}
+        todo = [q for q in dict.fromkeys(queries) if q not in have]
         if todo:
             vecs = self.embedder.encode(todo)
             for q, v in zip(todo, vecs):
-                self._qcache[q] = np.asarray(v, dtype=np.float32)
-                if len(self._qcache) > 4096:
-                    self._qcache.popitem(last=False)
-        out = []
-        for q in queries:
-            self._qcache.move_to_end(q)
-            out.append(self._qcache[q])
-        return out
+                have[q] = np.asarray(v, dtype=np.float32)
+        with self._lock:
+            for q, v in have.items():
+                self._qcache[q] = v
+                self._qcache.move_to_end(q)
+            while len(self._qcache) > 4096:
+                self._qcache.popitem(last=False)
+        return [have[q] for q in queries]
 
     def _lexical(self, q: str, n: int, kinds: Sequence[str] | None) -> list[int]:
         rows: list[int] = []
