@@ -2,8 +2,10 @@
 
 Remote fetches go through an SSRF guard: the host is resolved and every address it resolves
 to must be public (not loopback, private, link-local, shared, multicast, reserved or
-unspecified) unless private URLs are explicitly allowed; redirects are followed by hand
-(at most 3), each hop checked again; size and time are capped. Pixel count is checked from
+unspecified) unless private URLs are explicitly allowed; the connection is pinned to the
+checked address (Host header and TLS SNI keep the name), so a DNS answer cannot change
+between check and use; redirects are followed by hand (at most 3), each hop checked again;
+size and time are capped. Pixel count is checked from
 the image header before any decoding.
 """
 
@@ -50,22 +52,28 @@ def _describe(addr: ipaddress.IPv4Address | ipaddress.IPv6Address) -> str:
     return "not public"
 
 
-async def check_host(host: str, port: int, allow_private: bool) -> None:
-    """Refuse (400) a host that resolves to any non-public address, unless allowed."""
+async def check_host(host: str, port: int, allow_private: bool) -> str:
+    """Refuse (400) a host that resolves to any non-public address, unless allowed; return the
+    address to connect to (the fetch is pinned to it, so DNS cannot change between check and use)."""
     loop = asyncio.get_running_loop()
     try:
         infos = await loop.getaddrinfo(host, port, type=socket.SOCK_STREAM)
     except (socket.gaierror, UnicodeError) as e:
         raise bad_request(f"cannot resolve image host '{host}' ({e})", "invalid_image_url") from None
-    if allow_private:
-        return
+    addrs = []
     for info in infos:
         addr = ipaddress.ip_address(str(info[4][0]).split("%")[0])
         if isinstance(addr, ipaddress.IPv6Address) and addr.ipv4_mapped:
             addr = addr.ipv4_mapped
+        addrs.append(addr)
+        if allow_private:
+            continue
         if not addr.is_global or addr.is_multicast:
             raise APIError(400, f"refusing to fetch image from '{host}': it resolves to {addr} ({_describe(addr)}); "
                                 "only public addresses are allowed", "invalid_request_error", "image_url_forbidden")
+    if not addrs:
+        raise bad_request(f"cannot resolve image host '{host}'", "invalid_image_url")
+    return str(addrs[0])
 
 
 async def fetch_remote(url: str, config: ServeConfig) -> bytes:
@@ -89,9 +97,12 @@ async def _fetch(url: str, config: ServeConfig) -> bytes:
             if parts.scheme not in ("http", "https") or not parts.hostname:
                 raise bad_request(f"unsupported image URL '{url[:80]}': use http(s) or data:", "invalid_image_url")
             port = parts.port or (443 if parts.scheme == "https" else 80)
-            await check_host(parts.hostname, port, config.allow_private_urls)
+            ip = await check_host(parts.hostname, port, config.allow_private_urls)
+            pinned = parts._replace(netloc=(f"[{ip}]" if ":" in ip else ip) + f":{port}").geturl()
+            headers = {"Host": parts.netloc.rsplit("@", 1)[-1]}
             try:
-                async with client.stream("GET", url) as resp:
+                async with client.stream("GET", pinned, headers=headers,
+                                         extensions={"sni_hostname": parts.hostname}) as resp:
                     if resp.is_redirect:
                         url = urljoin(url, resp.headers.get("location", ""))
                         continue
