@@ -312,3 +312,13 @@ def test_bounded_queue_and_timeout(tmp_path, demo_image):
         assert len(errors) == 1 and isinstance(errors[0], openai.APIStatusError) and errors[0].status_code == 504
         assert "limit of 0.5 s" in errors[0].message
         assert "Traceback" not in json.dumps(errors[0].body)
+
+
+def test_cli_unknown_preset_is_one_line_error(tmp_path):
+    import subprocess
+    import sys
+
+    p = subprocess.run([sys.executable, "-m", "kever", "serve", "--preset", "no-such-preset", "--port", "0",
+                        "--db", str(tmp_path / "c.sqlite")], capture_output=True, text=True, timeout=120)
+    assert p.returncode != 0
+    assert "kever: error:" in p.stderr and "Traceback" not in p.stderr
