@@ -1,5 +1,6 @@
 """GPU check of kever.agent.models' transformers paths: bf16/fp16 with accelerate
-device_map, bitsandbytes 4-bit and 8-bit on CUDA, a causal text LM, on tiny random models.
+device_map, bitsandbytes 4-bit and 8-bit on CUDA, a causal text LM, on tiny random models;
+and open_clip ViT-B-32 (random weights) encoding on CUDA vs CPU.
 
     .venv/bin/python benchmarks/models_gpu_check.py [TINY_IDEFICS3_DIR]   # needs a CUDA GPU
     # -> benchmarks/results/models_gpu_check.json (or $OUT/gpu_check.json when OUT is set)
@@ -66,6 +67,22 @@ def textlm():
     out = lm.generate([{"role": "system", "content": "Be brief."}, {"role": "user", "content": "Why?"}], max_new_tokens=12)
     return {"device": str(next(lm.model.parameters()).device), "new_tokens": lm.last_new_tokens, "sample": out[:60]}
 case("textlm_bf16_auto", textlm)
+
+def clip(device):
+    def fn():
+        from kever.agent.models import load_aligner
+        al = load_aligner(ModelSpec(backend="open_clip", model="ViT-B-32", pretrained=None, options={"device": device}))
+        ims = [im.resize((224, 224)).rotate(i) for i in range(64)]
+        texts = [f"a photo that evokes emotion number {i}" for i in range(64)]
+        al.encode_images(ims[:4]); al.encode_texts(texts[:4])  # warm-up
+        t = time.perf_counter(); e = al.encode_images(ims); ti = time.perf_counter() - t
+        t = time.perf_counter(); f = al.encode_texts(texts); tt = time.perf_counter() - t
+        return {"device": str(next(al.model.parameters()).device), "images64_s": round(ti, 4), "texts64_s": round(tt, 4),
+                "dim": int(e.shape[1]), "unit_norm": bool(abs(float((e[0] ** 2).sum()) - 1) < 1e-3),
+                "logit_scale": float(al.logit_scale)}
+    return fn
+case("open_clip_vitb32_cuda", clip("cuda"))
+case("open_clip_vitb32_cpu", clip("cpu"))
 name = "gpu_check.json" if os.environ.get("OUT") else "models_gpu_check.json"
 (OUT / name).write_text(json.dumps(res, indent=1) + "\n")
 print("wrote", OUT / name)
