@@ -67,7 +67,7 @@ class ChatRequest(BaseModel):
     stream: bool = False
     stream_options: StreamOptions | None = None
     user: str | None = None
-    n: int = Field(1, ge=1, le=1, description="kever returns one choice")
+    n: int | None = Field(None, ge=1, le=1, description="kever returns one choice")
 
 
 class EmotionRequest(BaseModel):
