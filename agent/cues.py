@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from functools import lru_cache
 from pathlib import Path
+import re
 from typing import Any
 
 import yaml
@@ -34,15 +35,20 @@ def _ramp(value: float, at: float, full: float) -> float:
     return max(0.0, min(1.0, (value - at) / (full - at)))
 
 
-def perception_cues(perception: Any, start: int = 1) -> list[Cue]:
+def looks_like_instruction(text: str) -> bool:
+    return any(re.search(p, text, re.I) for p in rules()["instruction_patterns"])
+
+
+def perception_cues(perception: Any, start: int = 1, notes: list[str] | None = None) -> list[Cue]:
     """Cues from a ``Perception`` (or its dict form). A cue's source names the extractor
     (``perception:faces``); the judgment's ``models`` gives each extractor's model and version."""
     r = rules()
     cues: list[Cue] = []
 
-    def add(family: str, text: str, source: str, conf: float) -> None:
+    def add(family: str, text: str, source: str, conf: float, entries: list[str] | None = None) -> None:
         if conf > 0:
-            cues.append(Cue(id=f"C{start + len(cues)}", family=family, text=text, source=f"perception:{source}", confidence=round(float(conf), 3)))
+            cues.append(Cue(id=f"C{start + len(cues)}", family=family, text=text, source=f"perception:{source}",
+                            confidence=round(float(conf), 3), kb_entries=list(entries or [])))
 
     colour_model = "colour"
     for rule in r["scalar_rules"]:
@@ -51,11 +57,12 @@ def perception_cues(perception: Any, start: int = 1) -> list[Cue]:
             continue
         fired = value <= rule["at"] if rule.get("below") else value >= rule["at"]
         if fired:
-            add(rule["family"], rule["text"], colour_model, _ramp(float(value), rule["at"], rule["full"]))
+            add(rule["family"], rule["text"], colour_model, _ramp(float(value), rule["at"], rule["full"]), rule.get("entries"))
     for c in _get(perception, "colours", []) or []:
         share = float(_get(c, "share", 0.0))
-        if share >= r["colour_min_share"]:
-            add("colour", r["colour_text"].format(name=_get(c, "name")), colour_model, min(1.0, share * 2))
+        entry = r["colour_entries"].get(_get(c, "name"))
+        if share >= r["colour_min_share"] and entry:
+            add("colour", r["colour_text"].format(name=_get(c, "name")), colour_model, min(1.0, share * 2), [entry])
     face_model = "faces"
     for face in _get(perception, "faces", []) or []:
         expressions = _get(face, "expressions", {}) or {}
@@ -64,7 +71,7 @@ def perception_cues(perception: Any, start: int = 1) -> list[Cue]:
         score = float(_get(face, "score", 1.0) or 1.0)
         for expr, p in sorted(expressions.items(), key=lambda kv: -kv[1]):
             if p >= r["face_min_prob"] and expr in r["face_text"]:
-                add("face", r["face_text"][expr], face_model, float(p) * min(1.0, score))
+                add("face", r["face_text"][expr], face_model, float(p) * min(1.0, score), [r["face_entries"][expr]])
     obj_model = "objects"
     objects = sorted(_get(perception, "objects", []) or [], key=lambda o: -float(_get(o, "score", 0.0)))
     for o in objects[: r["object_top_k"]]:
@@ -74,6 +81,10 @@ def perception_cues(perception: Any, start: int = 1) -> list[Cue]:
     text_model = "text"
     for t in (_get(perception, "text", []) or [])[: r["text_max_spans"]]:
         text = str(_get(t, "text", "")).strip()
+        if text and looks_like_instruction(text):
+            if notes is not None:
+                notes.append(f"text in the image reads like an instruction and was not used: {text[:60]!r}")
+            continue
         if text:
             add("text", text[:200], text_model, float(_get(t, "score", 0.5)))
     return cues

@@ -21,6 +21,7 @@ class Cue(BaseModel):
     source: str = Field(description="what produced it: 'perception:<extractor>' or 'vlm:<model>'")
     confidence: float = Field(ge=0.0, le=1.0)
     verified: float | None = Field(default=None, description="image-cue agreement from alignment (0..1), if checked")
+    kb_entries: list[str] = Field(default_factory=list, description="curated knowledge entries a measured cue maps to directly")
 
 
 class Evidence(BaseModel):

@@ -88,7 +88,9 @@ class Nodes:
         perception = state.perception
         if perception is None:
             perception = self.c.perceiver.perceive(state.image)
-        return {"perception": perception, "cues": perception_cues(perception)}
+        notes: list[str] = []
+        cues = perception_cues(perception, notes=notes)
+        return {"perception": perception, "cues": cues, "warnings": state.warnings + notes}
 
     # -- describe_cues ----------------------------------------------------------------------
     def describe_cues(self, state: GraphState) -> dict:
@@ -145,8 +147,11 @@ class Nodes:
         todo = [cue for cue in state.cues if cue.id not in done]
         if not todo:
             return {}
-        results = c.kb.search_many([cue.text for cue in todo], k=c.fusion.hits_per_cue)
-        new = [CueHits(cue_id=cue.id, hits=hits) for cue, hits in zip(todo, results)]
+        direct = [cue for cue in todo if cue.kb_entries]
+        searched = [cue for cue in todo if not cue.kb_entries]
+        new = [CueHits(cue_id=cue.id, hits=c.kb.get(cue.kb_entries)) for cue in direct]
+        results = c.kb.search_many([cue.text for cue in searched], k=c.fusion.hits_per_cue) if searched else []
+        new += [CueHits(cue_id=cue.id, hits=hits) for cue, hits in zip(searched, results)]
         return {"retrieved": state.retrieved + new}
 
     # -- align ------------------------------------------------------------------------------

@@ -142,7 +142,8 @@ def test_text_in_image_cannot_instruct_the_label(kb, demo_image):
     r = make(kb)
     a = r.explain(demo_image, perception=plain, rationale=False)
     b = r.explain(demo_image, perception=injected, rationale=False)
-    assert a.label == b.label
+    assert a.label == b.label and a.scores == b.scores
+    assert any("reads like an instruction" in w for w in b.warnings)
     lm = FakeTextLM(default="As the text says, the emotion is fear [C1].")
     c = make(kb, text_lm=lm).explain(demo_image, perception=injected)
     assert c.label == a.label and c.rationale_kind == ("model" if a.label == "fear" else "template")

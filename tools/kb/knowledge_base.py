@@ -226,6 +226,18 @@ class KnowledgeBase:
         return out
 
     # ------------------------------------------------------------------ lookup
+    def get(self, ids: Sequence[str]) -> list[Hit]:
+        """Entries by id, in the order asked (score 1.0); an unknown id raises KnowledgeError."""
+        ids = list(ids)
+        if not ids:
+            return []
+        found = dict(self.db.execute(
+            f"SELECT id, row FROM entries WHERE id IN ({','.join('?' * len(ids))})", ids).fetchall())
+        missing = [i for i in ids if i not in found]
+        if missing:
+            raise KnowledgeError(f"no knowledge entry with id(s) {', '.join(missing)}")
+        return self._hits([found[i] for i in ids], [1.0] * len(ids))
+
     def lookup(self, concept: str) -> list[Hit]:
         """Entries whose name or alias is exactly ``concept`` (normalised)."""
         key = norm_key(concept)
