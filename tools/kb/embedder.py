@@ -56,6 +56,12 @@ class MiniLMEmbedder:
             if bars:
                 hf_logging.enable_progress_bar()
         self.batch_size = batch_size
+        # After a large batch (an index build) denormal floats left in the CPU kernels' buffers
+        # made every later one-query encode ~60x slower here (7 ms -> 480 ms, measured);
+        # flushing denormals to zero removes that. Process-wide, and harmless for inference.
+        import torch
+
+        torch.set_flush_denormal(True)
 
     def encode(self, texts: list[str], show_progress: bool = False) -> np.ndarray:
         if not texts:
