@@ -80,7 +80,9 @@ def objective(m: dict) -> float:
 def tune(streams, T, sets, base: FusionConfig, rounds: int = 3) -> tuple[FusionConfig, np.ndarray]:
     prior = T.mean(axis=0)
     present = sorted({k for s in streams for k in s} & set(TUNED_STREAMS))
-    weights = {k: base.weight(k) or 1.0 for k in present}
+    # streams absent from this run (e.g. the VLM's, in an offline run) keep their base weight
+    weights = dict(base.weights)
+    weights.update({k: base.weight(k) or 1.0 for k in present})
     weights["prior"] = 0.0
     cfg = base.model_copy(update={"weights": weights, "prior": prior.round(4).tolist()})
     best = objective(score(predict(streams, cfg, prior), T, sets))
@@ -151,6 +153,10 @@ def main(argv=None) -> int:
             f"# {args.folds}-fold held-out on dev: balanced accuracy {held_out['balanced_accuracy']:.3f}, "
             f"macro-F1 {held_out['macro_f1']:.3f}, KL {held_out['kl']:.3f}.\n"
             "# prior = mean vote distribution of the dev photos.\n"
+            "# log p(y) = sum_s weight_s * log(q_s(y) + floor) / temperature (agent/fusion.py); streams:\n"
+            "# colour, faces, objects, text (measured/perceived cues through the knowledge base), vlm_cues\n"
+            "# (the VLM's cues through the knowledge base), alignment (CLIP or text-embedding), deliberation,\n"
+            "# direct_vlm (the vlm-only baseline), prior. Streams absent from the tuning run keep their weight.\n"
         )
         args.out.write_text(header + yaml.safe_dump(data, sort_keys=False))
         print(f"wrote {args.out}")
