@@ -55,6 +55,7 @@ class KnowledgeBase:
         kinds = dict(self.db.execute("SELECT row, kind FROM entries WHERE emb >= 0").fetchall())
         self.emb_kinds = np.asarray([kinds.get(int(r), "") for r in self.emb_rows])
         self._curated_mask = self.emb_kinds != "lexicon"
+        self._emb_t = None
         self._qcache: OrderedDict[str, np.ndarray] = OrderedDict()
         self._lock = threading.Lock()
 
@@ -165,13 +166,26 @@ class KnowledgeBase:
                 log.debug("fts query %r failed: %s", match, e)
         return list(dict.fromkeys(rows))
 
-    def _dense(self, vec: np.ndarray, n: int, kinds: Sequence[str] | None, curated: bool) -> list[int]:
+    def _similarities(self, vecs: list[np.ndarray]) -> np.ndarray:
+        """Cosines of the queries against every embedded entry, (n_queries, n_embedded).
+
+        Done in torch, not numpy: right after a torch forward pass, numpy's BLAS threads
+        fight torch's spinning OpenMP threads and one mat-vec took ~100 ms instead of 0.1 ms."""
+        if self.emb.shape[0] == 0 or not vecs:
+            return np.zeros((len(vecs), self.emb.shape[0]), dtype=np.float32)
+        import torch
+
+        if self._emb_t is None:
+            self._emb_t = torch.from_numpy(self.emb)
+        with torch.no_grad():
+            return (torch.from_numpy(np.stack(vecs).astype(np.float32)) @ self._emb_t.T).numpy()
+
+    def _dense(self, sims: np.ndarray, n: int, kinds: Sequence[str] | None, curated: bool) -> list[int]:
         """Nearest embedded entries: curated ones (cues, definitions) or lexicon words; ranked
         apart so that one-word lexicon entries, which sit close to any short query, do not
         crowd out the curated cue descriptions."""
         if self.emb.shape[0] == 0:
             return []
-        sims = self.emb @ vec
         mask = self._curated_mask if curated else ~self._curated_mask
         if kinds:
             mask = mask & np.isin(self.emb_kinds, list(kinds))
@@ -216,9 +230,10 @@ class KnowledgeBase:
         kinds = self._check_kinds(kinds)
         queries = [self._clean_query(t) for t in texts]
         vecs = self._encode(queries) if queries else []
+        sims = self._similarities(vecs)
         n = max(50, 5 * k)
         out = []
-        for q, v in zip(queries, vecs):
+        for q, v in zip(queries, sims):
             lists = [self._lexical(q, n, kinds), self._dense(v, n, kinds, curated=True),
                      self._dense(v, n, kinds, curated=False)]
             rows, scores = self._fuse(lists, k)
