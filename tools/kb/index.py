@@ -9,7 +9,7 @@ a change of any of them builds a new index. A build writes into a temporary fold
 Vectors of unchanged texts are reused from other indexes built with the same embedder.
 
 What is embedded: curated cues, emotion definitions and the NRC EmoLex words (~7k texts,
-~10 s on 2 cores). SenticNet's 200k concepts and imported lexicons are resolved lexically
+15-90 s on 2 shared cores, measured). SenticNet's 200k concepts and imported lexicons are resolved lexically
 (exact keys + FTS5/BM25 on their names): embedding all 200k takes ~5 min on 2 free cores
 (measured ~700 texts/s) for concepts that are mostly multi-word paraphrases of words that
 the curated entries and EmoLex already cover in the embedding space.
