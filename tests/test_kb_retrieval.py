@@ -158,3 +158,12 @@ def test_agent_tools(kb):
     assert "unknown taxonomy" in err["error"]
     with pytest.raises(Exception):  # pydantic validation of arguments
         tools["kb_search"].invoke({"query": "x", "k": 1000})
+
+
+def test_get_by_id(kb):
+    hits = kb.get(["def.mikels8.awe", "event.funeral"])
+    assert [h.id for h in hits] == ["def.mikels8.awe", "event.funeral"]
+    assert hits[1].weights["sadness"] > 0.9 and hits[0].kind == "definition"
+    assert kb.get([]) == []
+    with pytest.raises(KnowledgeError, match="no knowledge entry"):
+        kb.get(["event.funeral", "nope.nothing"])
