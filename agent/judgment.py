@@ -45,7 +45,8 @@ class Judgment(BaseModel):
     cues: list[Cue] = Field(default_factory=list)
     evidence: list[Evidence] = Field(default_factory=list)
     rationale: str | None = None
-    rationale_kind: Literal["model", "template", "none"] = "none"
+    rationale_kind: Literal["model", "model-attributed", "template", "none"] = Field(
+        "none", description="who wrote the rationale: the model with its own citations, the model with citations attached by kever, or kever's template")
     models: dict[str, str] = Field(default_factory=dict, description="role -> model id and version")
     timings: dict[str, float] = Field(default_factory=dict, description="node -> seconds")
     label_set: str = "mikels8"

@@ -337,7 +337,7 @@ class Nodes:
             return {"rationale": None, "rationale_kind": "none"}
         from kever.agent.rationale import write_rationale
 
-        text, kind, ref, notes = write_rationale(state, self.c.text_lm)
+        text, kind, ref, notes = write_rationale(state, self.c.text_lm, self.c.embedder)
         versions = dict(state.prompt_versions)
         if ref:
             versions["rationale"] = ref

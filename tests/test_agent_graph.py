@@ -79,8 +79,28 @@ def test_model_rationale_accepted_when_it_cites_real_ids(kb, demo_image):
     lm = FakeTextLM([f"The picture evokes {base.label}: the cue [C1] and the knowledge [E1] point there."])
     j = make(kb, text_lm=lm).explain(demo_image)
     assert j.rationale_kind == "model" and "[C1]" in j.rationale
-    assert j.prompt_versions["rationale"] == "rationale@v1"
-    assert "Decided emotion: " + base.label in lm.calls[0].prompt
+    assert j.prompt_versions["rationale"] == "rationale@v2"
+    assert f'Begin with "The image evokes {base.label}"' in lm.calls[0].prompt
+
+
+def test_uncited_model_rationale_is_attributed_and_marked(kb, demo_image):
+    base = make(kb).explain(demo_image, rationale=False)
+    cue = base.cues[0]
+    lm = FakeTextLM([f"The image evokes {base.label}. It shows {cue.text}."])
+    j = make(kb, text_lm=lm).explain(demo_image)
+    assert j.rationale_kind == "model-attributed"
+    assert f"[{cue.id}]" in j.rationale  # the sentence that paraphrases the cue cites it
+    assert len(lm.calls) == 1
+
+
+def test_looping_or_contradicting_rationale_is_rejected(kb, demo_image):
+    base = make(kb).explain(demo_image, rationale=False)
+    other = next(m for m in MIKELS8 if m != base.label)
+    loop = f"The image evokes {base.label} [C1]. The image evokes {base.label} [C1]."
+    both = f"The image evokes {base.label} [C1]. The image evokes {other} [C1]."
+    for text in (loop, both):
+        j = make(kb, text_lm=FakeTextLM(default=text)).explain(demo_image)
+        assert j.rationale_kind == "template", text
 
 
 def test_rationale_for_another_label_is_regenerated_then_templated(kb, demo_image):

@@ -124,6 +124,7 @@ class HFTextLM:
             require(spec, "model")
             source = str(local_dir(spec) or spec.model)
         self.model_id = spec.label()
+        self.options = dict(spec.options)
         dtype = torch_dtype(spec.dtype)
         kwargs: dict[str, Any] = {"dtype": dtype}
         q = quantization_config(spec.quantization, dtype)
@@ -165,7 +166,7 @@ class HFTextLM:
         n_in = enc["input_ids"].shape[1]
         with torch.inference_mode():
             out = self.model.generate(
-                **enc, **generation_kwargs(max_new_tokens, temperature, self.tokenizer.pad_token_id)
+                **enc, **generation_kwargs(max_new_tokens, temperature, self.tokenizer.pad_token_id, self.options)
             )
         self.last_new_tokens = int(out.shape[1] - n_in)
         return self.tokenizer.decode(out[0, n_in:], skip_special_tokens=True).strip()

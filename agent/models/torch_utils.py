@@ -76,8 +76,14 @@ def model_device(model) -> Any:
         return torch.device("cpu")
 
 
-def generation_kwargs(max_new_tokens: int, temperature: float, pad_token_id: int | None) -> dict:
+#: ``ModelSpec.options`` keys passed through to ``generate`` (e.g. ``repetition_penalty: 1.3``
+#: keeps a small greedy model out of loops).
+GENERATION_OPTIONS = ("repetition_penalty", "no_repeat_ngram_size")
+
+
+def generation_kwargs(max_new_tokens: int, temperature: float, pad_token_id: int | None, options: dict | None = None) -> dict:
     kw: dict[str, Any] = {"max_new_tokens": int(max_new_tokens)}
+    kw.update({k: v for k, v in (options or {}).items() if k in GENERATION_OPTIONS})
     if temperature and temperature > 0:
         kw.update(do_sample=True, temperature=float(temperature))
     else:
