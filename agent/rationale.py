@@ -105,7 +105,7 @@ def _complete_sentences(text: str) -> str:
     (generation stopped at the token limit)."""
     text = _PREAMBLE.sub("", text.strip()).strip()
     end = max(text.rfind("."), text.rfind("!"), text.rfind("?"))
-    return text[: end + 1] if end > 20 else text
+    return text[: end + 1] if end > 0 else text
 
 
 def attribute(text: str, state, embedder) -> str:
