@@ -21,8 +21,6 @@ import tempfile
 import time
 from pathlib import Path
 
-import yaml
-
 from kever.paths import shared_data_dir
 
 COLD = r"""
@@ -65,21 +63,6 @@ def cold_start(preset: str, image: Path, env=None) -> float:
     return round(json.loads(out.stdout.strip().splitlines()[-1])["cold_start_s"], 3)
 
 
-def tiny_cpu_preset(root: Path) -> Path:
-    from kever.agent.config import PRESETS_DIR
-    from kever.agent.models.tiny import build_tiny_idefics3, tiny_clip_config
-
-    vlm_dir = build_tiny_idefics3(root / "smolvlm-tiny")
-    clip_cfg = tiny_clip_config(root / "clip")
-    preset = yaml.safe_load((PRESETS_DIR / "cpu.yaml").read_text())
-    preset["name"] = "cpu-tiny"
-    preset["vlm"] = {"backend": "transformers", "model": str(vlm_dir), "dtype": "float32"}
-    preset["aligner"] = {"backend": "open_clip", "model": "kever-tiny-clip", "pretrained": None, "options": {"config_file": str(clip_cfg)}}
-    path = root / "cpu-tiny.yaml"
-    path.write_text(yaml.safe_dump(preset))
-    return path
-
-
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--limit", type=int, default=50)
@@ -105,7 +88,9 @@ def main() -> int:
     print(json.dumps(report, indent=2), flush=True)
 
     with tempfile.TemporaryDirectory() as tmp:
-        preset = tiny_cpu_preset(Path(tmp))
+        from kever.agent.models.tiny import write_tiny_cpu_preset
+
+        preset = write_tiny_cpu_preset(Path(tmp))
         report["cpu_tiny_cold_start_s"] = cold_start(str(preset), images[0])
         t0 = time.perf_counter()
         rt = Reasoner.from_preset(str(preset))

@@ -9,8 +9,6 @@ import subprocess
 import sys
 
 import pytest
-import yaml
-
 from kever.agent.fusion import MIKELS8
 from kever.agent.reasoner import Reasoner
 
@@ -53,18 +51,9 @@ def test_auto_preset_falls_back_to_offline_and_says_so(demo_image):
 
 @pytest.fixture(scope="module")
 def tiny_cpu_preset(tmp_path_factory):
-    from kever.agent.models.tiny import build_tiny_idefics3, tiny_clip_config
+    from kever.agent.models.tiny import write_tiny_cpu_preset
 
-    root = tmp_path_factory.mktemp("tiny")
-    vlm_dir = build_tiny_idefics3(root / "smolvlm-tiny")
-    clip_cfg = tiny_clip_config(root / "clip")
-    preset = yaml.safe_load(open(__import__("kever.agent.config", fromlist=["PRESETS_DIR"]).PRESETS_DIR / "cpu.yaml"))
-    preset["name"] = "cpu-tiny"
-    preset["vlm"] = {"backend": "transformers", "model": str(vlm_dir), "dtype": "float32"}
-    preset["aligner"] = {"backend": "open_clip", "model": "kever-tiny-clip", "pretrained": None, "options": {"config_file": str(clip_cfg)}}
-    path = root / "cpu-tiny.yaml"
-    path.write_text(yaml.safe_dump(preset))
-    return path
+    return write_tiny_cpu_preset(tmp_path_factory.mktemp("tiny"))
 
 
 def test_cpu_preset_code_path_on_tiny_models(tiny_cpu_preset, demo_image):

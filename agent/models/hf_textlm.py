@@ -15,14 +15,13 @@ import shutil
 import tempfile
 import time
 from pathlib import Path
-from typing import Any
 
 from kever.agent.models.base import Message, text_of
 from kever.agent.models.spec import ModelSpec, local_dir, require
 from kever.agent.models.torch_utils import (
+    from_pretrained_kwargs,
     generation_kwargs,
     model_device,
-    quantization_config,
     set_threads,
     torch_dtype,
 )
@@ -125,13 +124,7 @@ class HFTextLM:
             source = str(local_dir(spec) or spec.model)
         self.model_id = spec.label()
         self.options = dict(spec.options)
-        dtype = torch_dtype(spec.dtype)
-        kwargs: dict[str, Any] = {"dtype": dtype}
-        q = quantization_config(spec.quantization, dtype)
-        if q is not None:
-            kwargs["quantization_config"] = q
-        if spec.device_map:
-            kwargs["device_map"] = spec.device_map
+        kwargs = from_pretrained_kwargs(spec)
         try:
             self.tokenizer = AutoTokenizer.from_pretrained(source)
             self.model = AutoModelForCausalLM.from_pretrained(source, **kwargs)

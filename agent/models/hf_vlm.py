@@ -6,16 +6,14 @@ greedy by default; only the newly generated tokens are decoded."""
 from __future__ import annotations
 
 import logging
-from typing import Any
 
 from kever.agent.models.base import Message, check_images
 from kever.agent.models.spec import ModelSpec, local_dir, require
 from kever.agent.models.torch_utils import (
+    from_pretrained_kwargs,
     generation_kwargs,
     model_device,
-    quantization_config,
     set_threads,
-    torch_dtype,
 )
 from kever.errors import ModelUnavailable
 
@@ -55,14 +53,7 @@ class HFVLM:
         self.model_id = spec.label()
         self.threads = set_threads()
         source = str(local_dir(spec) or spec.model)
-        dtype = torch_dtype(spec.dtype)
-        kwargs: dict[str, Any] = {"dtype": dtype}
-        q = quantization_config(spec.quantization, dtype)
-        if q is not None:
-            kwargs["quantization_config"] = q
-        if spec.device_map:
-            kwargs["device_map"] = spec.device_map
-        kwargs.update(spec.options.get("from_pretrained", {}))
+        kwargs = from_pretrained_kwargs(spec)
         try:
             self.processor = AutoProcessor.from_pretrained(source, **spec.options.get("processor", {}))
             self.model = AutoModelForImageTextToText.from_pretrained(source, **kwargs)
@@ -102,6 +93,6 @@ class HFVLM:
         if pad is None:
             pad = getattr(self.tokenizer, "eos_token_id", None)
         with torch.inference_mode():
-            out = self.model.generate(**enc, **generation_kwargs(max_new_tokens, temperature, pad))
+            out = self.model.generate(**enc, **generation_kwargs(max_new_tokens, temperature, pad, self.spec.options))
         self.last_new_tokens = int(out.shape[1] - n_in)
         return self.tokenizer.decode(out[0, n_in:], skip_special_tokens=True).strip()

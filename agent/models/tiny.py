@@ -101,3 +101,23 @@ def tiny_clip_config(out_dir: str | Path, name: str = "kever-tiny-clip") -> Path
     path = out / f"{name}.json"
     path.write_text(json.dumps(cfg, indent=1))
     return path
+
+
+def write_tiny_cpu_preset(root: str | Path) -> Path:
+    """A copy of the ``cpu`` preset whose VLM is a tiny random Idefics3 and whose aligner is a
+    tiny random open_clip model, written under ``root``: the cpu code path with no download."""
+    import yaml
+
+    from kever.agent.config import PRESETS_DIR
+
+    root = Path(root)
+    vlm_dir = build_tiny_idefics3(root / "smolvlm-tiny")
+    clip_cfg = tiny_clip_config(root / "clip")
+    preset = yaml.safe_load((PRESETS_DIR / "cpu.yaml").read_text())
+    preset["name"] = "cpu-tiny"
+    preset["vlm"] = {"backend": "transformers", "model": str(vlm_dir), "dtype": "float32"}
+    preset["aligner"] = {"backend": "open_clip", "model": "kever-tiny-clip", "pretrained": None,
+                         "options": {"config_file": str(clip_cfg)}}
+    path = root / "cpu-tiny.yaml"
+    path.write_text(yaml.safe_dump(preset))
+    return path

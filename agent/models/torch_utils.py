@@ -91,3 +91,17 @@ def generation_kwargs(max_new_tokens: int, temperature: float, pad_token_id: int
     if pad_token_id is not None:
         kw["pad_token_id"] = pad_token_id
     return kw
+
+
+def from_pretrained_kwargs(spec) -> dict:
+    """dtype, bitsandbytes quantization and accelerate device_map for ``from_pretrained``,
+    from a ModelSpec (plus its ``options.from_pretrained`` overrides)."""
+    dtype = torch_dtype(spec.dtype)
+    kwargs: dict[str, Any] = {"dtype": dtype}
+    q = quantization_config(spec.quantization, dtype)
+    if q is not None:
+        kwargs["quantization_config"] = q
+    if spec.device_map:
+        kwargs["device_map"] = spec.device_map
+    kwargs.update(spec.options.get("from_pretrained", {}))
+    return kwargs
