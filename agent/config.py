@@ -33,6 +33,10 @@ class FusionConfig(BaseModel):
     deliberate_margin: float = Field(0.05, ge=0, le=1)
     deliberate_rounds: int = Field(1, ge=0, le=3)
     smoothing: float = Field(0.5, gt=0, description="pseudo-count added to each knowledge stream before normalising")
+    search_smoothing: float = Field(
+        1.0, gt=0, description="pseudo-count for the streams of searched cues (objects, text): they pool several hits per cue")
+    prior_mix: float = Field(
+        0.0, ge=0, lt=1, description="share of the prior mixed into the fused distribution, capped per image so the label stays")
     hits_per_cue: int = Field(5, ge=1, le=50)
     alignment_scale: float = Field(20.0, gt=0, description="softmax scale for text-embedding alignment")
     evidence_shown: int = Field(12, ge=1, le=100)

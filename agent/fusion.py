@@ -8,6 +8,9 @@ log-linearly (a weighted product of experts):
 with weights ``w_s``, temperature ``T`` and ``floor`` from the fusion config
 (``fusion_configs/*.yaml``). A stream with no evidence is uniform and so changes nothing.
 The result is mapped to the requested label set by a fixed matrix (see ``labels.py``).
+The pooled distribution is then calibrated by mixing in the prior (``prior_mix``,
+see :func:`mix_prior`): a linear mixture that lowers the KL to vote distributions, capped per
+image so that the arg-max of the pool stays the arg-max after mixing.
 The label is the arg-max of this distribution: it is decided by numbers, never by free text.
 """
 
@@ -42,6 +45,24 @@ def pool(streams: dict[str, np.ndarray], cfg: FusionConfig, n: int = len(MIKELS8
             continue
         logits += w * np.log(normalise(q) + cfg.floor)
     return softmax(logits, 1.0 / cfg.temperature)
+
+
+def mix_prior(p: np.ndarray, prior: np.ndarray, mix: float) -> np.ndarray:
+    """``(1 - a) * p + a * prior`` with ``a = min(mix, cap)``, where ``cap`` is the largest share
+    that keeps the arg-max of ``p`` strictly the arg-max (only labels the prior favours over the
+    decided one can overtake it). Calibrates confidence towards the base rates; the label is
+    unchanged."""
+    p = normalise(p)
+    if mix <= 0.0:
+        return p
+    prior = normalise(prior)
+    y = int(np.argmax(p))
+    gap = p[y] - p
+    lift = prior - prior[y]
+    mask = lift > 0
+    cap = float(np.min(gap[mask] / (gap[mask] + lift[mask]))) if mask.any() else 1.0
+    a = min(float(mix), 0.999 * cap)
+    return (1.0 - a) * p + a * prior
 
 
 def prior_stream(cfg: FusionConfig, n: int = len(MIKELS8)) -> np.ndarray:

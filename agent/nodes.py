@@ -15,7 +15,7 @@ import numpy as np
 
 from kever.agent.config import FusionConfig, Preset, SystemConfig
 from kever.agent.cues import perception_cues
-from kever.agent.fusion import MIKELS8, margin, normalise, pool, prior_stream, softmax
+from kever.agent.fusion import MIKELS8, margin, mix_prior, normalise, pool, prior_stream, softmax
 from kever.agent.judgment import Cue, Evidence
 from kever.agent.state import CueHits, GraphState
 from kever.agent.vlm_cues import extract_json, parse_cues, to_cues
@@ -226,6 +226,7 @@ class Nodes:
         cfg = c.fusion
         cue_by_id = {cue.id: cue for cue in state.cues}
         acc: dict[str, np.ndarray] = {}
+        searched_streams: set[str] = set()
         contrib: dict[str, tuple[Any, float, set]] = {}
         for r in state.retrieved:
             cue = cue_by_id.get(r.cue_id)
@@ -234,10 +235,17 @@ class Nodes:
             stream = stream_of(cue)
             top = max(float(h.score) for h in r.hits) or 1.0
             conf = effective_confidence(cue)
+            searched = not cue.kb_entries
+            if searched:
+                searched_streams.add(stream)
             for h in r.hits:
                 wv = _weights_vector(h.weights)
                 if wv.sum() <= 0:
                     continue
+                if searched:
+                    # a search hit is one vote spread over its emotions: a lexicon word with one
+                    # emotion and a curated entry with three weigh the same
+                    wv = wv / wv.sum()
                 strength = conf * float(h.score) / top
                 acc.setdefault(stream, np.zeros(len(MIKELS8)))
                 acc[stream] += strength * wv
@@ -247,7 +255,7 @@ class Nodes:
                     contrib[h.id] = (h, total, {cue.id})
                 else:
                     contrib[h.id] = (prev[0], prev[1] + total, prev[2] | {cue.id})
-        streams = {s: normalise(v + cfg.smoothing) for s, v in acc.items()}
+        streams = {s: normalise(v + (cfg.search_smoothing if s in searched_streams else cfg.smoothing)) for s, v in acc.items()}
         if state.alignment is not None:
             streams["alignment"] = np.asarray(state.alignment)
         if state.deliberation is not None:
@@ -263,7 +271,8 @@ class Nodes:
             cfg = cfg.model_copy(update={"weights": weights})
         elif c.system.direct_vlm:
             cfg = cfg.model_copy(update={"weights": dict(cfg.weights, direct_vlm=cfg.weight("direct_vlm") or 1.0)})
-        canonical = pool(streams, cfg)
+        pooled = pool(streams, cfg)
+        canonical = mix_prior(pooled, prior_stream(cfg), cfg.prior_mix) if cfg.prior else pooled
         projected = state.labels.project(canonical)
         scores = state.labels.as_dict(projected)
         label = max(scores, key=scores.get)
@@ -278,6 +287,7 @@ class Nodes:
         ]
         return {
             "streams": {s: [round(float(x), 5) for x in q] for s, q in streams.items()},
+            "pooled": pooled.tolist(),
             "canonical": canonical.tolist(),
             "scores": scores,
             "label": label,
@@ -288,7 +298,7 @@ class Nodes:
         c = self.c
         if not c.system.deliberate or state.deliberation_rounds >= c.fusion.deliberate_rounds:
             return "rationale"
-        if margin(np.asarray(state.canonical)) >= c.fusion.deliberate_margin:
+        if margin(np.asarray(state.pooled or state.canonical)) >= c.fusion.deliberate_margin:
             return "rationale"
         if (c.vlm is None or not c.system.use_vlm) and c.embedder is None:
             return "rationale"
@@ -297,7 +307,7 @@ class Nodes:
     # -- deliberate -------------------------------------------------------------------------
     def deliberate(self, state: GraphState) -> dict:
         c = self.c
-        p = np.asarray(state.canonical)
+        p = np.asarray(state.pooled or state.canonical)
         a, b = (int(i) for i in np.argsort(p)[::-1][:2])
         la, lb = MIKELS8[a], MIKELS8[b]
         da = c.kb.define(la, "mikels8") if c.kb is not None else None

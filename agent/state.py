@@ -32,6 +32,7 @@ class GraphState(BaseModel):
     deliberation_rounds: int = 0
 
     streams: dict[str, list[float]] = Field(default_factory=dict)  # canonical, before fusion
+    pooled: list[float] | None = None  # the pooled distribution before the prior mixture (decides deliberation)
     canonical: list[float] | None = None
     scores: dict[str, float] = Field(default_factory=dict)
     label: str | None = None
