@@ -67,7 +67,7 @@ def image_factory(tmp_path):
         w, h = size
         if mode in ("I;16",):
             arr = rng.integers(0, 65535, (h, w), dtype=np.uint16)
-            img = Image.fromarray(arr, mode="I;16")
+            img = Image.fromarray(arr)  # uint16 -> mode I;16
         else:
             base = Image.fromarray(rng.integers(0, 255, (h, w, 3), dtype=np.uint8), "RGB")
             img = base.convert(mode) if mode != "RGB" else base

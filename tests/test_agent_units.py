@@ -174,3 +174,14 @@ def test_instruction_like_text_is_recognised(text, instruction):
     from kever.agent.cues import looks_like_instruction
 
     assert looks_like_instruction(text) is instruction
+
+
+def test_image_factory_makes_16_bit_images(image_factory):
+    from kever.images import load_image
+
+    path = image_factory("deep.png", mode="I;16")
+    from PIL import Image
+
+    assert Image.open(path).mode.startswith("I")
+    loaded = load_image(path)
+    assert loaded.image.mode == "RGB" and any("8 bits" in n for n in loaded.notes)
