@@ -76,7 +76,7 @@ def clip(device):
         texts = [f"a photo that evokes emotion number {i}" for i in range(64)]
         al.encode_images(ims[:4]); al.encode_texts(texts[:4])  # warm-up
         t = time.perf_counter(); e = al.encode_images(ims); ti = time.perf_counter() - t
-        t = time.perf_counter(); f = al.encode_texts(texts); tt = time.perf_counter() - t
+        t = time.perf_counter(); al.encode_texts(texts); tt = time.perf_counter() - t
         return {"device": str(next(al.model.parameters()).device), "images64_s": round(ti, 4), "texts64_s": round(tt, 4),
                 "dim": int(e.shape[1]), "unit_norm": bool(abs(float((e[0] ** 2).sum()) - 1) < 1e-3),
                 "logit_scale": float(al.logit_scale)}

@@ -65,7 +65,7 @@ def confusion_svg(conf: dict) -> str:
             parts.append(f'<rect x="{left + j * cell}" y="{y}" width="{cell}" height="{cell}" fill="{colour}" stroke="#fff"/>')
             if m[i, j]:
                 parts.append(f'<text x="{left + j * cell + cell / 2}" y="{y + cell / 2 + 4}" text-anchor="middle">{int(m[i, j])}</text>')
-    parts.append(f'<text x="4" y="14" class="muted">rows: truth, columns: prediction (colour: row share)</text></svg>')
+    parts.append('<text x="4" y="14" class="muted">rows: truth, columns: prediction (colour: row share)</text></svg>')
     return "".join(parts)
 
 

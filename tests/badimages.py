@@ -27,6 +27,17 @@ def noise(size=(96, 64), seed=0) -> Image.Image:
     return Image.fromarray(np.random.default_rng(seed).integers(0, 255, (h, w, 3), dtype=np.uint8), "RGB")
 
 
+#: (case made by make_error_cases, words its one-line error must contain)
+ERROR_CASES = [
+    ("missing", "no such file"),
+    ("directory", "is a directory"),
+    ("zero_byte", "empty file"),
+    ("truncated", "truncated or corrupt"),
+    ("non_image", "not an image"),
+    ("huge_header", "above the limit"),
+]
+
+
 def make_error_cases(root: Path) -> dict[str, Path]:
     """name -> a path that must be refused with a one-line error."""
     root.mkdir(parents=True, exist_ok=True)

@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from badimages import huge_png_header, make_error_cases, make_good_cases
+from badimages import ERROR_CASES, huge_png_header, make_error_cases, make_good_cases
 from kever.errors import InputError
 from kever.images import load_image
 
@@ -21,17 +21,7 @@ def good_cases(tmp_path):
     return make_good_cases(tmp_path / "good")
 
 
-@pytest.mark.parametrize(
-    "case, words",
-    [
-        ("missing", "no such file"),
-        ("directory", "is a directory"),
-        ("zero_byte", "empty file"),
-        ("truncated", "truncated or corrupt"),
-        ("non_image", "not an image"),
-        ("huge_header", "above the limit"),
-    ],
-)
+@pytest.mark.parametrize("case, words", ERROR_CASES)
 def test_refused_with_one_line(error_cases, case, words):
     path = error_cases[case]
     with pytest.raises(InputError) as info:

@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 from PIL import Image
 
-from badimages import make_error_cases, make_good_cases
+from badimages import ERROR_CASES, make_error_cases, make_good_cases
 
 
 def kever(*args: str, env: dict | None = None, timeout: int = 180) -> subprocess.CompletedProcess:
@@ -44,17 +44,7 @@ def good_cases(tmp_path_factory):
     return make_good_cases(tmp_path_factory.mktemp("good"))
 
 
-@pytest.mark.parametrize(
-    "case, words",
-    [
-        ("missing", "no such file"),
-        ("directory", "is a directory"),
-        ("zero_byte", "empty file"),
-        ("truncated", "truncated or corrupt"),
-        ("non_image", "not an image"),
-        ("huge_header", "above the limit"),
-    ],
-)
+@pytest.mark.parametrize("case, words", ERROR_CASES)
 def test_bad_file_one_line_error(error_cases, case, words):
     path = str(error_cases[case])
     proc = kever("perceive", path)

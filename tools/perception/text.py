@@ -8,11 +8,11 @@ the boxes detection found (none found -> nothing more is run).
 from __future__ import annotations
 
 import logging
-from importlib import metadata
 
 import numpy as np
 
 from kever.errors import missing_package
+from kever.versions import package_version
 from kever.tools.perception.schema import TextSpan
 
 DET_SIDE = 640
@@ -33,10 +33,7 @@ class TextReader:
             kwargs["intra_op_num_threads"] = threads
         self._ocr = RapidOCR(**kwargs)
         logging.getLogger("RapidOCR").setLevel(logging.WARNING)
-        try:
-            version = metadata.version("rapidocr-onnxruntime")
-        except metadata.PackageNotFoundError:
-            version = "?"
+        version = package_version("rapidocr-onnxruntime")
         self.model_id = f"rapidocr-onnxruntime-{version} PP-OCRv4 det+rec (ch/en), no angle classifier"
 
     def __call__(self, rgb: np.ndarray, scale: float = 1.0) -> list[TextSpan]:
