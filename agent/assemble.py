@@ -1,7 +1,8 @@
 """Build the reasoner's components from a preset: every model loaded exactly once, here.
 
-``auto`` picks the best preset whose weights are present or whose server answers (gpu on a
-CUDA machine, then cpu, then remote), else ``offline``, and says why.
+``auto`` picks the best preset whose weights are present (gpu on a CUDA machine, then cpu),
+else ``offline``, and says why. ``remote`` is never chosen automatically: it needs a server
+the user names.
 """
 
 from __future__ import annotations
@@ -30,6 +31,9 @@ class LazyTextLM:
             if self._error is not None:
                 raise self._error
             try:
+                from transformers.utils import logging as hf_logging
+
+                hf_logging.disable_progress_bar()  # no "Loading weights" bar in the middle of a judgment
                 self._model = self._load()
             except ModelUnavailable as e:
                 self._error = e
@@ -79,7 +83,7 @@ def load_components(preset: Preset, system: SystemConfig) -> Components:
     missing = [r for r in system.requires if getattr(preset, r) is None]
     if missing:
         raise ConfigError(
-            f"system '{system.name}' needs a {' and '.join(missing)}, which preset '{preset.name}' does not have",
+            f"system '{system.name}' needs {' and '.join('an ' + m if m[0] in 'aeiou' else 'a ' + m for m in missing)}, which preset '{preset.name}' does not have",
             "use a preset with one (cpu, gpu, remote)",
         )
     from kever.agent.models import load_aligner, load_text_lm, load_vlm

@@ -65,6 +65,14 @@ def explain(images, labels, preset, as_json, no_rationale, system, ablate) -> No
     from kever.agent.reasoner import Reasoner
 
     parse_labels(labels)  # a malformed label list fails before any model loads
+    from pathlib import Path
+
+    unusable = [p for p in images if not Path(p).expanduser().is_file()]
+    if len(unusable) == len(images):  # nothing to judge: say so before loading any model
+        for p in unusable:
+            what = "is a directory, not an image file" if Path(p).is_dir() else "no such file"
+            click.echo(f"kever: error: {p}: {what}", err=True)
+        sys.exit(2)
     console = Console(stderr=False)
     err = Console(stderr=True)
     with err.status("loading models…", spinner="dots") if not as_json and sys.stderr.isatty() else _null():

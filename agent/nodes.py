@@ -55,6 +55,12 @@ class Components:
             self._cache[key] = build()
         return self._cache[key]
 
+    def embed(self, texts: list[str]) -> np.ndarray:
+        """Text embeddings through the knowledge base's query cache when there is one."""
+        if self.kb is not None and hasattr(self.kb, "embed"):
+            return self.kb.embed(texts)
+        return self.embedder.encode(texts)
+
 
 def stream_of(cue: Cue) -> str:
     if cue.source.startswith("vlm:") and cue.family != "text":
@@ -190,10 +196,10 @@ class Nodes:
         cues = list(state.cues)
         claimed = [i for i, cue in enumerate(cues) if cue.source.startswith("vlm:") and cue.family != "narrative"]
         if claimed:
-            texts = [f"a photo of {cues[i].text}" for i in claimed] + ["a photo"]
-            emb = c.aligner.encode_texts(texts)
+            emb = c.aligner.encode_texts([f"a photo of {cues[i].text}" for i in claimed])
+            base_emb = c.cached(("clip_baseline",), lambda: c.aligner.encode_texts(["a photo"])[0])
             s = emb @ img_emb
-            base = s[-1]
+            base = float(base_emb @ img_emb)
             for j, i in enumerate(claimed):
                 verified = float(1.0 / (1.0 + np.exp(-c.aligner.logit_scale * (s[j] - base))))
                 cues[i] = cues[i].model_copy(update={"verified": round(verified, 3)})
@@ -212,7 +218,7 @@ class Nodes:
         knowledge = c.system.knowledge_prompts
         label_emb = c.cached(("text_labels", knowledge), lambda: self._encode_label_prompts(c.embedder.encode, knowledge))
         cues = [cue for cue in state.cues if cue.family != "text"] or state.cues
-        emb = c.embedder.encode([cue.text for cue in cues])
+        emb = c.embed([cue.text for cue in cues])
         w = np.array([effective_confidence(cue) for cue in cues])
         if w.sum() <= 0:
             return {}
@@ -332,7 +338,7 @@ class Nodes:
             update["cues"] = state.cues + new
         else:
             appraisal = [da.appraisal if da else la, db.appraisal if db else lb]
-            emb = c.embedder.encode([cue.text for cue in state.cues] + appraisal)
+            emb = c.embed([cue.text for cue in state.cues] + appraisal)
             cue_emb, app_emb = emb[:-2], emb[-2:]
             w = np.array([effective_confidence(cue) for cue in state.cues])
             s = (w[:, None] * (cue_emb @ app_emb.T)).sum(axis=0) / max(w.sum(), 1e-9)
@@ -347,7 +353,7 @@ class Nodes:
             return {"rationale": None, "rationale_kind": "none"}
         from kever.agent.rationale import write_rationale
 
-        text, kind, ref, notes = write_rationale(state, self.c.text_lm, self.c.embedder)
+        text, kind, ref, notes = write_rationale(state, self.c.text_lm, self.c if self.c.embedder is not None else None)
         versions = dict(state.prompt_versions)
         if ref:
             versions["rationale"] = ref

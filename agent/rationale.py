@@ -116,7 +116,8 @@ def attribute(text: str, state, embedder) -> str:
     sentences = [s for s in re.split(r"(?<=[.!?])\s+", text.strip()) if s]
     if not items or not sentences:
         return text
-    emb = embedder.encode([t for _, t in items] + sentences)
+    encode = embedder.embed if hasattr(embedder, "embed") else embedder.encode
+    emb = encode([t for _, t in items] + sentences)
     item_emb, sent_emb = emb[: len(items)], emb[len(items):]
     sims = sent_emb @ item_emb.T
     out = []

@@ -45,8 +45,6 @@ class Reasoner:
         t0 = time.perf_counter()
         p, note = resolve_preset(preset)
         sysconf = load_system(system, ablate)
-        if note:
-            log.warning(note)
         r = cls(load_components(p, sysconf), [note] if note else [])
         r.load_seconds = time.perf_counter() - t0
         return r
@@ -170,7 +168,8 @@ class Reasoner:
                     continue
                 try:
                     j = self.explain(x, labels=labels, rationale=rationale, perception=p)
-                    j.timings["perceive"] = round(per_image, 4)
+                    j.timings["perceive"] = round(per_image, 4)  # batched: this image's share
+                    j.timings["total"] = round(j.timings["total"] + per_image, 4)
                     out.append(j)
                 except KeverError as e:
                     out.append(e)

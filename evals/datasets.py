@@ -116,6 +116,8 @@ def _rel(path: Path, root: Path) -> str:
 
 @loader("flickr_ldl")
 def load_flickr_ldl(root: Path, split: str | None = None) -> Dataset:
+    if split:
+        raise InputError(f"flickr_ldl has no splits (got --split {split!r})", "point --root at the split's folder instead")
     gt = _need(root / "ground_truth.txt", "Flickr_LDL ground_truth.txt")
     lines = [ln.split() for ln in gt.read_text(encoding="utf-8").splitlines() if ln.strip()]
     labels = label_sets()["mikels8"]

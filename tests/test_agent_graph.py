@@ -35,13 +35,9 @@ CUES_JSON = json.dumps({
 
 @pytest.fixture(scope="module")
 def kb(tmp_path_factory):
-    import os
-
-    os.environ["KEVER_CACHE_DIR"] = str(tmp_path_factory.mktemp("kbcache"))
-    try:
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setenv("KEVER_CACHE_DIR", str(tmp_path_factory.mktemp("kbcache")))
         yield KnowledgeBase.open(embedder=FakeEmbedder(), progress=False, limit=3000)
-    finally:
-        os.environ.pop("KEVER_CACHE_DIR", None)
 
 
 def make(kb, *, vlm=None, aligner=None, text_lm=None, system="full", ablate=(), fusion_update=None, perceiver=None) -> Reasoner:
@@ -243,3 +239,21 @@ def test_fake_preset_through_the_cli(demo_image, tmp_path, monkeypatch):
     assert np.isclose(sum(data[0]["scores"].values()), 1)
     run = subprocess.run([sys.executable, "-m", "kever", "explain", str(demo_image), "--labels", "joy"], capture_output=True, text=True)
     assert run.returncode == 2 and "Traceback" not in run.stderr and "at least two labels" in run.stderr
+
+
+def test_explain_cli_refuses_unusable_paths_before_loading_models(tmp_path):
+    import subprocess
+    import sys
+
+    run = subprocess.run([sys.executable, "-m", "kever", "explain", str(tmp_path / "none.jpg"), str(tmp_path)],
+                         capture_output=True, text=True, timeout=120)
+    assert run.returncode == 2 and "Traceback" not in run.stderr
+    assert "no such file" in run.stderr and "is a directory" in run.stderr
+    assert "auto:" not in run.stderr  # no preset was resolved, no model loaded
+
+
+def test_kb_embed_is_cached_and_normalised(kb):
+    a = kb.embed(["a dark stormy sky", "a smiling child"])
+    b = kb.embed(["a smiling child"])
+    assert a.shape == (2, kb.embedder.dim) and np.allclose(a[1], b[0])
+    assert np.allclose(np.linalg.norm(a, axis=1), 1, atol=1e-3)

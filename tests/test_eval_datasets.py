@@ -21,6 +21,8 @@ def test_flickr_ldl_votes_ties_and_prior(tmp_path):
     prior = ds.prior()
     assert sum(prior.values()) == pytest.approx(1.0)
     assert prior["sadness"] == pytest.approx((9 + 4) / 33)
+    with pytest.raises(InputError, match="no splits"):
+        load_dataset("flickr_ldl", root, split="test")
 
 
 def test_flickr_dev_real_split(flickr_dev):

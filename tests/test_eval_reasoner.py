@@ -6,7 +6,6 @@ import json
 
 import pytest
 
-from kever.errors import ModelUnavailable
 from kever.evals.runner import run_eval
 
 pytestmark = pytest.mark.slow
@@ -14,11 +13,8 @@ pytestmark = pytest.mark.slow
 
 @pytest.mark.parametrize("system", ["perception-only"])
 def test_real_reasoner_run(flickr_dev, tmp_path, system):
-    try:
-        res = run_eval("flickr_ldl", flickr_dev, limit=2, system=system, preset="offline", rationale=False,
-                       out=tmp_path / "r", progress=False, reps=50)
-    except ModelUnavailable as e:
-        pytest.skip(f"the reasoner cannot load here: {e}")
+    res = run_eval("flickr_ldl", flickr_dev, limit=2, system=system, preset="offline", rationale=False,
+                   out=tmp_path / "r", progress=False, reps=50)
     recs = [json.loads(x) for x in (res.rundir / "samples.jsonl").read_text().splitlines()]
     assert len(recs) == 2 and all(r["judgment"] for r in recs), [r["error"] for r in recs]
     j = recs[0]["judgment"]

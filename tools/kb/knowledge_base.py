@@ -128,6 +128,12 @@ class KnowledgeBase:
             q = q[:MAX_QUERY_CHARS]
         return q
 
+    def embed(self, texts: Sequence[str]) -> np.ndarray:
+        """Embeddings of ``texts`` (n, dim), L2-normalised, through the query cache: the agent's
+        cue, alignment and attribution texts repeat within and across images."""
+        vecs = self._encode(list(texts))
+        return np.stack(vecs) if vecs else np.zeros((0, self.embedder.dim), dtype=np.float32)
+
     def _encode(self, queries: list[str]) -> list[np.ndarray]:
         """Query embeddings, batched, with an LRU cache (cue texts repeat across images)."""
         with self._lock:
