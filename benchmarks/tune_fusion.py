@@ -162,7 +162,7 @@ def main(argv=None) -> int:
         "prior_only": prior_only,
         f"{args.folds}_fold_held_out": held_out,
         "tuned_in_sample": in_sample,
-        "config": cfg.model_dump(),
+        "config": {**cfg.model_dump(), "version": f"tuned on all of {args.rundir.name}"},
     }
     args.report.parent.mkdir(parents=True, exist_ok=True)
     args.report.write_text(json.dumps(report, indent=2))
