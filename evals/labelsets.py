@@ -1,34 +1,17 @@
-"""Named label sets (data in ``labelsets.yaml``) and the one place a label list is resolved."""
+"""The label sets the harness scores with: the reasoner's named sets, with their labels in
+the order the curated taxonomies give them (``knowledge/taxonomies.yaml``: the one place they
+are defined). That order is the column order of every confusion matrix and distribution."""
 
 from __future__ import annotations
 
 from functools import lru_cache
-from pathlib import Path
 
-import yaml
-
-from kever.errors import ConfigError
-
-_FILE = Path(__file__).parent / "labelsets.yaml"
+from kever.agent.labels import NAMED
 
 
 @lru_cache(maxsize=1)
 def label_sets() -> dict[str, list[str]]:
-    data = yaml.safe_load(_FILE.read_text(encoding="utf-8"))
-    return {k: [str(x) for x in v] for k, v in data.items()}
+    from kever.knowledge.loader import load_knowledge
 
-
-def resolve(spec: str | list[str]) -> tuple[str, list[str]]:
-    """``"mikels8"`` or ``"a,b,c"`` or a list -> (name, labels)."""
-    if isinstance(spec, list):
-        labels = [s.strip().lower() for s in spec if s.strip()]
-        name = "custom"
-    elif spec in label_sets():
-        return spec, list(label_sets()[spec])
-    else:
-        labels = [s.strip().lower() for s in spec.split(",") if s.strip()]
-        name = "custom"
-    if len(labels) < 2 or len(set(labels)) != len(labels):
-        raise ConfigError(f"label set {spec!r} must name at least two distinct labels",
-                          f"use one of {', '.join(label_sets())} or a comma list")
-    return name, labels
+    taxonomies = load_knowledge().taxonomies
+    return {name: list(taxonomies[name].labels) for name in NAMED}

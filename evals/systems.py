@@ -80,12 +80,11 @@ def build_system(preset: str = "offline", system: str = "full", ablate: Iterable
                                "install the missing extra, or use --system majority") from e
 
 
-NAMED_SETS = ("mikels8", "emotion6", "sentiment")
-
-
 def labels_argument(label_set: str, labels: list[str]) -> str | list[str]:
     """What the harness passes as ``labels=``: the set's name when the reasoner knows it, else the list."""
-    return label_set if label_set in NAMED_SETS else list(labels)
+    from kever.agent.labels import NAMED
+
+    return label_set if label_set in NAMED else list(labels)
 
 
 def fake_system():

@@ -79,7 +79,7 @@ def test_twitter_lists(tmp_path):
     with pytest.raises(InputError, match="--split"):
         load_dataset("twitter", root)
     ds = load_dataset("twitter", root, "5agree")
-    assert ds.labels == ["negative", "positive"]
+    assert ds.labels == ["positive", "negative"]  # the taxonomy order (knowledge/taxonomies.yaml)
     assert {s.id: s.truth.label for s in ds.samples} == {"a.jpg": "positive", "b.jpg": "negative"}
 
 
