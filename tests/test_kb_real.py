@@ -93,6 +93,9 @@ def test_cli_text_commands(cli_env, capsys):
     assert json.loads(capsys.readouterr().out)["taxonomy"] == "emotion6"
     main(["kb", "build"])
     assert "knowledge index ready" in capsys.readouterr().out
+    with pytest.raises(SystemExit) as ei:
+        main(["kb", "emotions", "xqzzyv"])
+    assert ei.value.code == 1 and "no knowledge entry matched 'xqzzyv'" in capsys.readouterr().err
 
 
 @pytest.mark.slow

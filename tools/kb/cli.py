@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import logging
+import sys
 from pathlib import Path
 
 import click
@@ -82,7 +83,13 @@ def emotions(concept: str, taxonomy: str, as_json: bool) -> None:
     p = _open().emotions_of(concept, taxonomy)
     if as_json:
         _echo_json(p.model_dump())
+        if not p.evidence:
+            sys.exit(1)
         return
+    if not p.evidence:
+        click.echo(f"kever: no knowledge entry matched {concept!r}; its distribution is uniform "
+                   f"(try a related English word, or `kever kb search`)", err=True)
+        sys.exit(1)
     click.echo(f"{p.concept} ({p.match} match) valence={p.valence} arousal={p.arousal}")
     for lab, v in sorted(p.distribution.items(), key=lambda x: -x[1]):
         click.echo(f"  {lab:12s} {v:.3f}")
