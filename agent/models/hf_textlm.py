@@ -20,6 +20,7 @@ from kever.agent.models.base import Message, text_of
 from kever.agent.models.spec import ModelSpec, local_dir, require
 from kever.agent.models.torch_utils import (
     from_pretrained_kwargs,
+    load_failed,
     generation_kwargs,
     model_device,
     set_threads,
@@ -129,10 +130,7 @@ class HFTextLM:
             self.tokenizer = AutoTokenizer.from_pretrained(source)
             self.model = AutoModelForCausalLM.from_pretrained(source, **kwargs)
         except OSError as e:
-            raise ModelUnavailable(
-                f"cannot load text model '{source}': {str(e).splitlines()[0]}",
-                "run `kever models pull` with network, or pick the offline preset",
-            ) from e
+            raise load_failed("text model", source, e) from e
         self.model.eval()
         if self.tokenizer.pad_token_id is None and self.tokenizer.eos_token_id is not None:
             self.tokenizer.pad_token = self.tokenizer.eos_token

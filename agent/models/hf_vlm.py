@@ -11,6 +11,7 @@ from kever.agent.models.base import Message, check_images
 from kever.agent.models.spec import ModelSpec, local_dir, require
 from kever.agent.models.torch_utils import (
     from_pretrained_kwargs,
+    load_failed,
     generation_kwargs,
     model_device,
     set_threads,
@@ -58,10 +59,7 @@ class HFVLM:
             self.processor = AutoProcessor.from_pretrained(source, **spec.options.get("processor", {}))
             self.model = AutoModelForImageTextToText.from_pretrained(source, **kwargs)
         except OSError as e:
-            raise ModelUnavailable(
-                f"cannot load VLM '{source}': {str(e).splitlines()[0]}",
-                "run `kever models pull` with network, or pick the offline preset",
-            ) from e
+            raise load_failed("VLM", source, e) from e
         self.model.eval()
         self.tokenizer = getattr(self.processor, "tokenizer", self.processor)
         if getattr(self.processor, "chat_template", None) is None:

@@ -105,3 +105,13 @@ def from_pretrained_kwargs(spec) -> dict:
         kwargs["device_map"] = spec.device_map
     kwargs.update(spec.options.get("from_pretrained", {}))
     return kwargs
+
+
+def load_failed(what: str, source: str, error: OSError):
+    """The one-line ModelUnavailable for weights that ``from_pretrained`` could not load."""
+    from kever.errors import ModelUnavailable
+
+    return ModelUnavailable(
+        f"cannot load {what} '{source}': {str(error).splitlines()[0]}",
+        "run `kever models pull` with network, or pick the offline preset",
+    )
