@@ -40,6 +40,15 @@ class Evidence(BaseModel):
     pushes: dict[str, float] = Field(default_factory=dict, description="its part of each Mikels-8 label's centred log-score")
 
 
+class RationaleAttempt(BaseModel):
+    """One model-written rationale and what the checks said of it."""
+
+    text: str
+    failed: list[str] = Field(default_factory=list, description="the checks it failed (empty: accepted)")
+    seconds: float = 0.0
+    new_tokens: int | None = None
+
+
 class Judgment(BaseModel):
     label: str
     scores: dict[str, float] = Field(description="label -> probability over the whole label set, summing to 1")
@@ -49,8 +58,10 @@ class Judgment(BaseModel):
     cues: list[Cue] = Field(default_factory=list)
     evidence: list[Evidence] = Field(default_factory=list)
     rationale: str | None = None
-    rationale_kind: Literal["model", "model-attributed", "template", "none"] = Field(
-        "none", description="who wrote the rationale: the model with its own citations, the model with citations attached by kever, or kever's template")
+    rationale_kind: Literal["model", "template", "none"] = Field(
+        "none", description="who wrote the rationale: a language model (its text passed the checks), or kever's written explanation (template)")
+    rationale_attempts: list[RationaleAttempt] = Field(
+        default_factory=list, description="each model-written attempt and the checks it failed (empty for the written explanation)")
     models: dict[str, str] = Field(default_factory=dict, description="role -> model id and version")
     timings: dict[str, float] = Field(default_factory=dict, description="node -> seconds")
     label_set: str = "mikels8"

@@ -309,8 +309,9 @@ class Nodes:
             return {"rationale": None, "rationale_kind": "none"}
         from kever.agent.rationale import write_rationale
 
-        text, kind, ref, notes = write_rationale(state, self.c.text_lm)
+        r = write_rationale(state, self.c.text_lm)
         versions = dict(state.prompt_versions)
-        if ref:
-            versions["rationale"] = ref
-        return {"rationale": text, "rationale_kind": kind, "prompt_versions": versions, "warnings": state.warnings + notes}
+        if r.prompt_ref:
+            versions["rationale"] = r.prompt_ref
+        return {"rationale": r.text, "rationale_kind": r.kind, "rationale_attempts": r.attempts,
+                "prompt_versions": versions, "warnings": state.warnings + r.notes}

@@ -13,12 +13,15 @@ and a warning that says why.
 from __future__ import annotations
 
 import re
+import time
+from dataclasses import dataclass, field
 from functools import lru_cache
 
 import numpy as np
 
 from kever.agent.explain import cue_contributions, written_explanation
 from kever.agent.fusion import MIKELS8, label_share
+from kever.agent.judgment import RationaleAttempt
 from kever.prompts import load_prompt
 
 CITE = re.compile(r"\[([CE]\d+)\]")
@@ -71,8 +74,9 @@ def concept_vocabulary() -> tuple[str, ...]:
     from kever.tools.perception.objects import imagenet_classes
 
     words = {n.lower() for n in imagenet_classes()}
-    for cf in load_knowledge().cue_files.values():
-        if cf.family in ("object", "animal", "scene", "face", "event", "action", "body"):
+    for rel, cf in load_knowledge().cue_files.items():
+        # curated entries only: the derived ImageNet file's aliases are every WordNet lemma ("grand")
+        if rel != "cues/imagenet.yaml" and cf.family in ("object", "animal", "scene", "face", "event", "action", "body"):
             for e in cf.entries:
                 words |= {e.name.lower(), *(a.lower() for a in e.aliases)}
     labels = set(MIKELS8) | {"joy", "surprise", "neutral", "happy", "sad", "angry", "fear", "disgust"}
@@ -99,36 +103,45 @@ def unseen_concepts(text: str, state) -> list[str]:
     return out
 
 
-def check(text: str, state) -> str | None:
-    """None if the rationale passes; else what is wrong."""
-    if not text or len(text.strip()) < 20:
-        return "empty or too short"
-    cited = CITE.findall(text)
-    if not cited:
-        return "cites no evidence id"
+#: the checks a model-written rationale must pass, in the order they are reported
+CHECKS = ("cites >= 2 existing ids", "names the decided label first", "never says another label is evoked",
+          "names nothing unseen", "no repeats")
+
+
+def check_all(text: str, state) -> dict[str, str | None]:
+    """Each check of :data:`CHECKS` -> None (passed) or what is wrong."""
+    out: dict[str, str | None] = dict.fromkeys(CHECKS)
+    cited = CITE.findall(text or "")
     known = {c.id for c in state.cues} | {e.ref for e in state.evidence}
-    bad = sorted(set(cited) - known)
-    if bad:
-        return f"cites unknown id(s) {', '.join(bad)}"
-    if len(set(cited)) < min(MIN_CITATIONS, len(known)):
-        return f"cites fewer than {MIN_CITATIONS} different ids"
-    lower = text.lower()
+    if not text or len(text.strip()) < 20:
+        out["cites >= 2 existing ids"] = "empty or too short"
+    elif not cited:
+        out["cites >= 2 existing ids"] = "cites no evidence id"
+    elif bad := sorted(set(cited) - known):
+        out["cites >= 2 existing ids"] = f"cites unknown id(s) {', '.join(bad)}"
+    elif len(set(cited)) < min(MIN_CITATIONS, len(known)):
+        out["cites >= 2 existing ids"] = f"cites fewer than {MIN_CITATIONS} different ids"
+    lower = (text or "").lower()
     positions = {lab: m.start() for lab in state.scores if (m := re.search(rf"\b{re.escape(lab.lower())}\b", lower))}
     if state.label not in positions:
-        return f"does not name the decided label '{state.label}'"
-    first = min(positions, key=positions.get)
-    if first != state.label:
-        return f"argues for '{first}' before the decided label '{state.label}'"
+        out["names the decided label first"] = f"does not name the decided label '{state.label}'"
+    elif (first := min(positions, key=positions.get)) != state.label:
+        out["names the decided label first"] = f"argues for '{first}' before the decided label '{state.label}'"
     for other in positions:
         if other != state.label and re.search(rf"\bevok\w*\s+(?:a |an )?{re.escape(other.lower())}\b", lower):
-            return f"also says the image evokes '{other}'"
-    sentences = [s.strip().lower() for s in re.split(r"(?<=[.!?])\s+", text) if s.strip()]
-    if len(set(sentences)) < len(sentences) or _repeats_a_phrase(text):
-        return "repeats itself"
-    unseen = unseen_concepts(text, state)
+            out["never says another label is evoked"] = f"also says the image evokes '{other}'"
+    unseen = unseen_concepts(text or "", state)
     if unseen:
-        return f"names {', '.join(repr(u) for u in unseen[:3])}, which no cue or evidence mentions"
-    return None
+        out["names nothing unseen"] = f"names {', '.join(repr(u) for u in unseen[:3])}, which no cue or evidence mentions"
+    sentences = [x.strip().lower() for x in re.split(r"(?<=[.!?])\s+", text or "") if x.strip()]
+    if len(set(sentences)) < len(sentences) or _repeats_a_phrase(text or ""):
+        out["no repeats"] = "repeats itself"
+    return out
+
+
+def check(text: str, state) -> str | None:
+    """None if the rationale passes every check; else the first thing wrong."""
+    return next((p for p in check_all(text, state).values() if p), None)
 
 
 def _repeats_a_phrase(text: str, n: int = 5) -> bool:
@@ -149,27 +162,44 @@ def _complete_sentences(text: str) -> str:
     return text[: end + 1] if end > 0 else text
 
 
-def write_rationale(state, text_lm) -> tuple[str, str, str | None, list[str]]:
-    """(text, kind, prompt ref, notes)."""
-    notes: list[str] = []
+@dataclass
+class Written:
+    text: str
+    kind: str
+    prompt_ref: str | None = None
+    notes: list[str] = field(default_factory=list)
+    attempts: list[RationaleAttempt] = field(default_factory=list)
+
+
+def write_rationale(state, text_lm) -> Written:
+    """The rationale of a decided state: the model's (checked, one regeneration) or the written explanation."""
     if text_lm is None:
-        return written(state), "template", None, notes
+        return Written(written(state), "template")
     prompt = load_prompt("rationale")
     messages = prompt.messages(**_fields(state))
+    out = Written("", "template", prompt.ref)
     problem = None
-    for attempt in range(2):
+    for _ in range(2):
+        t0 = time.perf_counter()
         try:
             text = _complete_sentences(text_lm.generate(messages, max_new_tokens=MAX_NEW_TOKENS))
         except Exception as e:
-            notes.append(f"rationale model failed ({type(e).__name__}: {e}); the written explanation is used")
-            return written(state), "template", prompt.ref, notes
-        problem = check(text, state)
+            out.notes.append(f"rationale model failed ({type(e).__name__}: {e}); the written explanation is used")
+            out.text = written(state)
+            return out
+        results = check_all(text, state)
+        failed = [name for name, p in results.items() if p]
+        out.attempts.append(RationaleAttempt(text=text, failed=failed, seconds=round(time.perf_counter() - t0, 3),
+                                             new_tokens=getattr(text_lm, "last_new_tokens", None)))
+        problem = next((results[name] for name in failed), None)
         if problem is None:
-            return text, "model", prompt.ref, notes
+            out.text, out.kind = text, "model"
+            return out
         messages = messages + [
             {"role": "assistant", "content": text},
             {"role": "user", "content": f"That answer {problem}. Rewrite it: explain why the image evokes {state.label}, "
                                         f"using only the facts listed, citing at least two ids like [C1] or [E1]."},
         ]
-    notes.append(f"model rationale failed its check twice ({problem}); the written explanation is used")
-    return written(state), "template", prompt.ref, notes
+    out.notes.append(f"model rationale failed its check twice ({problem}); the written explanation is used")
+    out.text = written(state)
+    return out

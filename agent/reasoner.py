@@ -125,6 +125,7 @@ class Reasoner:
             evidence=s.evidence,
             rationale=s.rationale,
             rationale_kind=s.rationale_kind,
+            rationale_attempts=s.rationale_attempts,
             models=self.models,
             timings=timings,
             label_set=labelset.name,

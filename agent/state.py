@@ -40,6 +40,7 @@ class GraphState(BaseModel):
 
     rationale: str | None = None
     rationale_kind: str = "none"
+    rationale_attempts: list[Any] = Field(default_factory=list)  # kever.agent.judgment.RationaleAttempt
     prompt_versions: dict[str, str] = Field(default_factory=dict)
     timings: dict[str, float] = Field(default_factory=dict)
     warnings: list[str] = Field(default_factory=list)

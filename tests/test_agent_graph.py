@@ -80,18 +80,22 @@ def test_model_rationale_accepted_when_it_cites_real_ids(kb, demo_image):
     lm = FakeTextLM([f"The picture evokes {base.label}: the cue [C1] and the knowledge [E1] point there."])
     j = make(kb, text_lm=lm).explain(demo_image)
     assert j.rationale_kind == "model" and "[C1]" in j.rationale
-    assert j.prompt_versions["rationale"] == "rationale@v2"
+    assert j.prompt_versions["rationale"] == "rationale@v3"
+    assert j.rationale_attempts[0].failed == []
     assert f'Begin with "The image evokes {base.label}"' in lm.calls[0].prompt
 
 
-def test_uncited_model_rationale_is_attributed_and_marked(kb, demo_image):
+def test_uncited_or_unseen_model_rationale_is_regenerated_then_written(kb, demo_image):
     base = make(kb).explain(demo_image, rationale=False)
     cue = base.cues[0]
-    lm = FakeTextLM([f"The image evokes {base.label}. It shows {cue.text}."])
+    uncited = f"The image evokes {base.label}. It shows {cue.text}."
+    lm = FakeTextLM([uncited, f"The image evokes {base.label}: a dog [{cue.id}] in a garden [E1]."])
     j = make(kb, text_lm=lm).explain(demo_image)
-    assert j.rationale_kind == "model-attributed"
-    assert f"[{cue.id}]" in j.rationale  # the sentence that paraphrases the cue cites it
-    assert len(lm.calls) == 1
+    assert len(lm.calls) == 2 and j.rationale_kind == "template"  # nothing kever attaches: regenerate, then write
+    assert j.rationale.startswith(f"This image most likely evokes {base.label}")
+    assert "cites >= 2 existing ids" in j.rationale_attempts[0].failed
+    assert j.rationale_attempts[1].failed == ["names nothing unseen"]  # the dog and the garden were never seen
+    assert "Rewrite it" in lm.calls[1].prompt
 
 
 def test_looping_or_contradicting_rationale_is_rejected(kb, demo_image):
@@ -165,7 +169,7 @@ def test_text_in_image_cannot_instruct_the_label(kb, demo_image):
     b = r.explain(demo_image, perception=injected, rationale=False)
     assert a.label == b.label and a.scores == b.scores
     assert any("reads like an instruction" in w for w in b.warnings)
-    lm = FakeTextLM(default="As the text says, the emotion is fear [C1].")
+    lm = FakeTextLM(default="As the text says, the emotion is fear [C1][E1].")
     c = make(kb, text_lm=lm).explain(demo_image, perception=injected)
     assert c.label == a.label and c.rationale_kind == ("model" if a.label == "fear" else "template")
 

@@ -11,7 +11,7 @@ from kever.agent.cues import perception_cues
 from kever.agent.fusion import MIKELS8, margin, mix_prior
 from kever.agent.judgment import Cue, Evidence
 from kever.agent.labels import parse_labels
-from kever.agent.rationale import check, written
+from kever.agent.rationale import check, check_all, written
 from kever.agent.vlm_cues import extract_json, parse_cues, to_cues
 from kever.errors import ConfigError, InputError
 
@@ -154,7 +154,8 @@ def test_rationale_check():
     assert "argues for 'contentment'" in check("It evokes contentment [E2], and some awe [C1].", s)
     assert "does not name" in check("A beautiful mountain scene [C1] with peaks [E1].", s)
     assert "names 'dog'" in check("The image evokes awe: the alp [C1] and the dog beside it [E1].", s)
-    assert "repeats" in check("The image evokes awe [C1] [E1], the towering alp is grand, the towering alp is grand.", s)
+    looping = check_all("The image evokes awe [C1] [E1]: the towering alp is high, the towering alp is high.", s)
+    assert looping["no repeats"] == "repeats itself" and [k for k, v in looping.items() if v] == ["no repeats"]
 
 
 def test_written_explanation_says_what_the_numbers_did():
