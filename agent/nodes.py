@@ -294,9 +294,10 @@ class Nodes:
             update["cues"] = state.cues + new
         else:
             appraisal = [da.appraisal if da else la, db.appraisal if db else lb]
-            emb = c.embed([cue.text for cue in state.cues] + appraisal)
+            seen = [cue for cue in state.cues if cue.family != "text"] or state.cues  # text in the image never decides
+            emb = c.embed([cue.text for cue in seen] + appraisal)
             cue_emb, app_emb = emb[:-2], emb[-2:]
-            w = np.array([effective_confidence(cue) for cue in state.cues])
+            w = np.array([effective_confidence(cue) for cue in seen])
             s = (w[:, None] * (cue_emb @ app_emb.T)).sum(axis=0) / max(w.sum(), 1e-9)
             pair = softmax(s, c.fusion.alignment_scale)
         q[a], q[b] = 2.0 / len(MIKELS8) * pair[0], 2.0 / len(MIKELS8) * pair[1]

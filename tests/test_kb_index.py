@@ -14,9 +14,13 @@ import pytest
 
 from kever.errors import KnowledgeError
 from kever.knowledge import knowledge_dir
+from kever.knowledge.loader import load_knowledge
 from kever.tools.kb import KnowledgeBase
 from kever.tools.kb.embedder import FakeEmbedder
 
+_KN = load_knowledge()
+#: every cue entry of every file (the derived imagenet.yaml included) + one definition per taxonomy label
+N_CURATED = sum(len(cf.entries) for cf in _KN.cue_files.values()) + sum(len(t.emotions) for t in _KN.taxonomies.values())
 LIMIT = 300
 
 
@@ -38,7 +42,7 @@ def test_build_once_then_reuse(cache):
     kb = _open()
     path = kb.path
     assert path.parent == cache / "kb" and (path / "manifest.json").is_file()
-    assert kb.manifest["counts"] == {"curated": 329, "senticnet": LIMIT, "emolex": kb.manifest["counts"]["emolex"]}
+    assert kb.manifest["counts"] == {"curated": N_CURATED, "senticnet": LIMIT, "emolex": kb.manifest["counts"]["emolex"]}
     mtime = (path / "kb.sqlite").stat().st_mtime_ns
     kb2 = _open(build=False)
     assert kb2.path == path and (path / "kb.sqlite").stat().st_mtime_ns == mtime
@@ -113,7 +117,7 @@ def test_unknown_source(cache):
 
 def test_curated_only_index(cache):
     kb = _open(sources=("curated",))
-    assert kb.manifest["counts"] == {"curated": 329}
+    assert kb.manifest["counts"] == {"curated": N_CURATED}
     assert kb.emotions_of("thunderstorm").evidence[0].id == "lighting.storm"
 
 
@@ -135,7 +139,7 @@ def test_import_small_lexicons_in_both_formats(cache, tmp_path):
     emolex.write_text("".join(f"gloomful\t{e}\t{int(e in ('sadness', 'negative'))}\n" for e in
                               ["anger", "anticipation", "disgust", "fear", "joy", "negative", "positive", "sadness", "surprise", "trust"]))
     kb = _open(sources=("curated",), lexicons=[vad, emolex])
-    assert kb.manifest["counts"] == {"curated": 329, "nrc_vad": 2, "emolex_full": 1}
+    assert kb.manifest["counts"] == {"curated": N_CURATED, "nrc_vad": 2, "emolex_full": 1}
     p = kb.emotions_of("sunbeam")
     assert p.match == "exact" and p.valence == pytest.approx(0.8) and p.arousal == pytest.approx(0.4)
     g = kb.emotions_of("gloomful")
