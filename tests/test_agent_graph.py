@@ -62,7 +62,10 @@ def test_judgment_contract(kb, demo_image):
     assert j.evidence, "perception cues should retrieve knowledge"
     for e in j.evidence:
         assert e.id and e.source and e.ref.startswith("E") and e.cue_ids
-        assert kb.search(e.text, k=50), "evidence must come from the knowledge base"
+        (entry,) = kb.get([e.id])  # an id the knowledge base does not hold raises KnowledgeError
+        assert (entry.text, entry.source) == (e.text, e.source), "evidence must be the knowledge base's own entry"
+        assert e.weights == pytest.approx(entry.weights, abs=5e-4)  # rounded to 3 places in the judgment
+        assert set(e.cue_ids) <= {c.id for c in j.cues}, "evidence must name cues of this judgment"
     assert j.rationale and j.rationale_kind == "template"  # no text LM given
     assert {"perceive", "retrieve", "align", "reconcile", "rationale", "total"} <= set(j.timings)
     data = json.loads(j.model_dump_json())

@@ -100,8 +100,12 @@ def test_bitsandbytes_load_on_cpu(tiny_vlm_dir, demo_image, bits):
     assert isinstance(out, str) and vlm.last_new_tokens <= 4
 
 
-def test_hub_ids_without_network_are_model_unavailable():
+def test_hub_ids_without_network_are_model_unavailable(tmp_path, monkeypatch):
+    from pinning import pin_machine
+
     from kever.agent.models import load_text_lm
+
+    pin_machine(monkeypatch, tmp_path / "hf_home")  # a machine whose cache holds SmolVLM must still refuse
     from kever.errors import ModelUnavailable
 
     with pytest.raises(ModelUnavailable, match="cannot load VLM"):
