@@ -103,7 +103,7 @@ def load_components(preset: Preset, system: SystemConfig) -> Components:
     else:
         from kever.tools.perception import Perceiver
 
-        perceiver = Perceiver.load()
+        perceiver = Perceiver.load(face_second_opinion=preset.face_second_opinion)
     from kever.tools.kb import KnowledgeBase
 
     kb = KnowledgeBase.open(embedder=embedder)

@@ -13,36 +13,48 @@ from pathlib import Path
 from typing import Any, Literal
 
 import yaml
-from pydantic import BaseModel, Field, ValidationError
+from pydantic import BaseModel, Field, ValidationError, field_validator
 
 from kever.errors import ConfigError
 
 PRESETS_DIR = Path(__file__).parent / "presets"
 FUSION_DIR = Path(__file__).parent / "fusion_configs"
-STREAMS = ("colour", "faces", "objects", "text", "vlm_cues", "alignment", "deliberation", "direct_vlm", "prior")
+STREAMS = ("colour", "faces", "objects", "text", "vlm_cues", "agent", "alignment", "deliberation", "direct_vlm")
 SYSTEMS_FILE = Path(__file__).parent / "systems.yaml"
 ABLATIONS = ("kb", "clip", "vlm", "deliberate")
 
 
 class FusionConfig(BaseModel):
+    """Every constant of the decision (agent/fusion.py). ``weights``, ``bias``, ``temperature``,
+    ``prior`` and ``prior_mix`` are what ``benchmarks/tune_fusion.py`` fits; the rest is fixed by
+    design (set before any evaluation, see fusion_configs/untuned.yaml)."""
+
     version: str = "default"
+    weights: dict[str, float] = Field(default_factory=dict, description="stream -> weight; a stream not named weighs 1")
+    bias: list[float] | None = Field(None, description="per Mikels-8 label, added to the fused logits")
     temperature: float = Field(1.0, gt=0)
-    floor: float = Field(0.02, gt=0, lt=1)
-    weights: dict[str, float] = Field(default_factory=dict)
-    prior: list[float] | None = None
+    floor: float = Field(0.1, gt=0, lt=1, description="added to an entry's normalised weights before the log")
+    shrinkage: float = Field(1.0, gt=0, description="pseudo-strength a stream's mean of item profiles is shrunk by")
+    alignment_scale: float = Field(20.0, gt=0, description="logits per unit of centred text-embedding cosine")
+    text_weight_cap: float = Field(0.5, ge=0, le=1, description="text in the image: cap on its stream weight and on each OCR cue's confidence")
+    prior: list[float] | None = Field(None, description="base rates over Mikels 8 (mean vote distribution of the fitting split)")
+    prior_mix: float = Field(0.0, ge=0, lt=1, description="share of the prior mixed into the reported distribution, capped so the label stays")
+    zeroshot_temperature: float = Field(1.0, gt=0, description="the text-zeroshot baseline's temperature (agent/baselines.py)")
     deliberate_margin: float = Field(0.05, ge=0, le=1)
     deliberate_rounds: int = Field(1, ge=0, le=3)
-    smoothing: float = Field(0.5, gt=0, description="pseudo-count added to each knowledge stream before normalising")
-    search_smoothing: float = Field(
-        1.0, gt=0, description="pseudo-count for the streams of searched cues (objects, text): they pool several hits per cue")
-    prior_mix: float = Field(
-        0.0, ge=0, lt=1, description="share of the prior mixed into the fused distribution, capped per image so the label stays")
     hits_per_cue: int = Field(5, ge=1, le=50)
-    alignment_scale: float = Field(20.0, gt=0, description="softmax scale for text-embedding alignment")
     evidence_shown: int = Field(12, ge=1, le=100)
+    fitted: dict[str, Any] = Field(default_factory=dict, description="what was fitted, on what, with which held-out figures")
+
+    @field_validator("bias", "prior")
+    @classmethod
+    def _eight(cls, v):
+        if v is not None and len(v) != 8:
+            raise ValueError("needs one value per Mikels-8 label (8)")
+        return v
 
     def weight(self, stream: str) -> float:
-        return float(self.weights.get(stream, 0.0))
+        return float(self.weights.get(stream, 1.0))
 
 
 class Preset(BaseModel):
@@ -52,6 +64,8 @@ class Preset(BaseModel):
     aligner: dict[str, Any] | None = None
     text_lm: dict[str, Any] | Literal["vlm"] | None = None
     perception: Literal["real", "fake"] = "real"
+    face_second_opinion: Literal["facex"] | None = Field(
+        None, description="average the face model with facex (measured on dev: it hurt; see README)")
     embedder: Literal["real", "fake"] = "real"
     fusion: FusionConfig
     source: str = ""

@@ -22,6 +22,7 @@ class Cue(BaseModel):
     confidence: float = Field(ge=0.0, le=1.0)
     verified: float | None = Field(default=None, description="image-cue agreement from alignment (0..1), if checked")
     kb_entries: list[str] = Field(default_factory=list, description="curated knowledge entries a measured cue maps to directly")
+    say: str = Field("", description="how the written explanation names it, in plain words (empty: from text and family)")
 
 
 class Evidence(BaseModel):
@@ -32,8 +33,20 @@ class Evidence(BaseModel):
     source: str = Field(description="where the entry comes from (curated file + literature, SenticNet 6, NRC EmoLex ...)")
     text: str
     weights: dict[str, float] = Field(default_factory=dict, description="emotion -> association weight")
-    score: float = 0.0
+    score: float = Field(0.0, description="its contribution to the decided label's log-score (negative: it pointed elsewhere)")
     cue_ids: list[str] = Field(default_factory=list, description="the cues that retrieved it")
+    stream: str = Field("", description="the evidence stream it belongs to (objects, faces, colour, text, alignment, ...)")
+    points_to: str = Field("", description="the Mikels-8 label it raises most")
+    pushes: dict[str, float] = Field(default_factory=dict, description="its part of each Mikels-8 label's centred log-score")
+
+
+class RationaleAttempt(BaseModel):
+    """One model-written rationale and what the checks said of it."""
+
+    text: str
+    failed: list[str] = Field(default_factory=list, description="the checks it failed (empty: accepted)")
+    seconds: float = 0.0
+    new_tokens: int | None = None
 
 
 class Judgment(BaseModel):
@@ -45,8 +58,10 @@ class Judgment(BaseModel):
     cues: list[Cue] = Field(default_factory=list)
     evidence: list[Evidence] = Field(default_factory=list)
     rationale: str | None = None
-    rationale_kind: Literal["model", "model-attributed", "template", "none"] = Field(
-        "none", description="who wrote the rationale: the model with its own citations, the model with citations attached by kever, or kever's template")
+    rationale_kind: Literal["model", "template", "none"] = Field(
+        "none", description="who wrote the rationale: a language model (its text passed the checks), or kever's written explanation (template)")
+    rationale_attempts: list[RationaleAttempt] = Field(
+        default_factory=list, description="each model-written attempt and the checks it failed (empty for the written explanation)")
     models: dict[str, str] = Field(default_factory=dict, description="role -> model id and version")
     timings: dict[str, float] = Field(default_factory=dict, description="node -> seconds")
     label_set: str = "mikels8"

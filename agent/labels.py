@@ -86,15 +86,23 @@ def resolve_labels(spec, kb) -> LabelSet:
         return LabelSet(name, labels, matrix)
     rows = []
     unknown = []
+    taxonomies = kb.knowledge.taxonomies if hasattr(kb, "knowledge") else {}
     for label in items:
         if label in MIKELS8:
             rows.append(np.eye(len(MIKELS8))[MIKELS8.index(label)])
+            continue
+        home = next((t for t in taxonomies.values() if label in t.labels and t.name != "sentiment"), None)
+        if home is not None:  # another taxonomy's label: its curated mapping to Mikels 8
+            mapped = kb.map_distribution({label: 1.0}, home.name, "mikels8")
+            rows.append(np.array([float(mapped.get(m, 0.0)) for m in MIKELS8]))
             continue
         try:
             profile = kb.emotions_of(label, "mikels8")
         except KeverError:
             profile = None
-        if profile is None or not profile.evidence:
+        # a label must be a known word or concept: nearest-neighbour search finds *something*
+        # for any string, so it does not count
+        if profile is None or not profile.evidence or profile.match in ("search", "none"):
             unknown.append(label)
             continue
         rows.append(np.array([float(profile.distribution.get(m, 0.0)) for m in MIKELS8]))

@@ -15,7 +15,7 @@ import numpy as np
 
 from kever.agent.config import FusionConfig, Preset, SystemConfig
 from kever.agent.cues import perception_cues
-from kever.agent.fusion import MIKELS8, margin, mix_prior, normalise, pool, prior_stream, softmax
+from kever.agent.fusion import MIKELS8, AlignmentInput, Decision, decide, effective_confidence, margin, softmax
 from kever.agent.judgment import Cue, Evidence
 from kever.agent.state import CueHits, GraphState
 from kever.agent.vlm_cues import extract_json, parse_cues, to_cues
@@ -55,6 +55,12 @@ class Components:
             self._cache[key] = build()
         return self._cache[key]
 
+    def label_words(self) -> list[str]:
+        """Every taxonomy's label names (text in the image never matches them)."""
+        if self.kb is None:
+            return list(MIKELS8)
+        return self.cached(("label_words",), lambda: sorted({lab for t in self.kb.knowledge.taxonomies.values() for lab in t.labels}))
+
     def embed(self, texts: list[str]) -> np.ndarray:
         """Text embeddings through the knowledge base's query cache when there is one."""
         if self.kb is not None and hasattr(self.kb, "embed"):
@@ -63,20 +69,23 @@ class Components:
 
 
 def stream_of(cue: Cue) -> str:
+    if cue.source.startswith("agent:"):
+        return "agent"
     if cue.source.startswith("vlm:") and cue.family != "text":
         return "vlm_cues"
     return FAMILY_STREAM.get(cue.family, "objects")
 
 
-def effective_confidence(cue: Cue) -> float:
-    """A claimed cue that alignment could not find in the image loses weight."""
-    if cue.verified is None:
-        return cue.confidence
-    return cue.confidence * (0.25 + 0.75 * cue.verified)
-
-
-def _weights_vector(weights: dict[str, float]) -> np.ndarray:
-    return np.array([max(0.0, float(weights.get(m, 0.0))) for m in MIKELS8])
+def shown_evidence(d: Decision, n: int) -> list[Evidence]:
+    """The ``n`` items that moved the decided label most (either way), by contribution: first
+    what raised it, then what pulled it down. E-refs follow that order."""
+    moved = sorted((it for it in d.items if abs(it.contribution) > 1e-4), key=lambda it: -abs(it.contribution))[:n]
+    moved.sort(key=lambda it: -it.contribution)
+    return [
+        Evidence(id=it.id, ref=f"E{i + 1}", source=it.source, text=it.text, weights=it.weights, score=it.contribution,
+                 cue_ids=it.cue_ids, stream=it.stream, points_to=it.points_to, pushes=it.pushes)
+        for i, it in enumerate(moved)
+    ]
 
 
 def _image_part_messages(prompt, **fields) -> list[dict]:
@@ -95,7 +104,7 @@ class Nodes:
         if perception is None:
             perception = self.c.perceiver.perceive(state.image)
         notes: list[str] = []
-        cues = perception_cues(perception, notes=notes)
+        cues = perception_cues(perception, notes=notes, label_words=self.c.label_words())
         return {"perception": perception, "cues": cues, "warnings": state.warnings + notes}
 
     # -- describe_cues ----------------------------------------------------------------------
@@ -146,18 +155,26 @@ class Nodes:
 
     # -- retrieve ---------------------------------------------------------------------------
     def retrieve(self, state: GraphState) -> dict:
+        """Measured cues read the entries they name; open-vocabulary cues are searched. Text in
+        the image never reaches emotion definitions or entries named like a label."""
         c = self.c
         if c.kb is None or not c.system.use_kb or not state.cues:
             return {"retrieved": []}
         done = {r.cue_id for r in state.retrieved}
-        todo = [cue for cue in state.cues if cue.id not in done]
+        todo = [cue for cue in state.cues if cue.id not in done and cue.source.split(":")[0] != "agent"]
         if not todo:
             return {}
         direct = [cue for cue in todo if cue.kb_entries]
-        searched = [cue for cue in todo if not cue.kb_entries]
-        new = [CueHits(cue_id=cue.id, hits=c.kb.get(cue.kb_entries)) for cue in direct]
-        results = c.kb.search_many([cue.text for cue in searched], k=c.fusion.hits_per_cue) if searched else []
-        new += [CueHits(cue_id=cue.id, hits=hits) for cue, hits in zip(searched, results)]
+        text = [cue for cue in todo if not cue.kb_entries and cue.family == "text"]
+        other = [cue for cue in todo if not cue.kb_entries and cue.family != "text"]
+        new = [CueHits(cue_id=cue.id, hits=c.kb.get(cue.kb_entries, missing="skip")) for cue in direct]
+        k = c.fusion.hits_per_cue
+        if other:
+            new += [CueHits(cue_id=cue.id, hits=hits) for cue, hits in zip(other, c.kb.search_many([x.text for x in other], k=k))]
+        if text:
+            banned = set(c.label_words())
+            found = c.kb.search_many([x.text for x in text], k=k, kinds=["cue", "concept", "lexicon"])
+            new += [CueHits(cue_id=cue.id, hits=[h for h in hits if h.name.lower() not in banned]) for cue, hits in zip(text, found)]
         return {"retrieved": state.retrieved + new}
 
     # -- align ------------------------------------------------------------------------------
@@ -172,27 +189,19 @@ class Nodes:
         return {}
 
     def _label_prompts(self, knowledge: bool) -> list[list[str]]:
-        """Per Mikels label, the prompts describing it (knowledge-enhanced or plain)."""
-        plain = [[f"a photo that evokes {m}", f"a photo that makes people feel {m}"] for m in MIKELS8]
+        """Per Mikels label, the texts that describe it: its curated definition (knowledge) or
+        its bare name in a photo prompt (plain)."""
+        plain = [[f"a photo that evokes {m}"] for m in MIKELS8]
         if not knowledge or self.c.kb is None:
             return plain
-        out = []
-        for m, base in zip(MIKELS8, plain):
-            d = self.c.kb.define(m, "mikels8")
-            prompts = base + [f"a photo that evokes {m}: {d.definition}"]
-            hits = self.c.kb.search(f"{m} {d.definition}", k=8, kinds=["cue"])
-            top = [h for h in hits if _weights_vector(h.weights).argmax() == MIKELS8.index(m)][:4]
-            prompts += [f"a photo of {h.text}" for h in top]
-            out.append(prompts)
-        return out
+        return [[f"{m}: {self.c.kb.define(m, 'mikels8').definition}"] for m in MIKELS8]
 
     def _clip_align(self, state: GraphState) -> dict:
         c = self.c
         knowledge = c.system.knowledge_prompts
-        label_emb = c.cached(("clip_labels", knowledge), lambda: self._encode_label_prompts(c.aligner.encode_texts, knowledge))
+        label_emb = c.cached(("clip_labels", knowledge), lambda: self._encode_label_prompts(c.aligner.encode_texts, knowledge, clip=True))
         img_emb = c.aligner.encode_images([state.image.image])[0]
         sims = label_emb @ img_emb
-        q = softmax(sims, c.aligner.logit_scale)
         cues = list(state.cues)
         claimed = [i for i, cue in enumerate(cues) if cue.source.startswith("vlm:") and cue.family != "narrative"]
         if claimed:
@@ -203,10 +212,14 @@ class Nodes:
             for j, i in enumerate(claimed):
                 verified = float(1.0 / (1.0 + np.exp(-c.aligner.logit_scale * (s[j] - base))))
                 cues[i] = cues[i].model_copy(update={"verified": round(verified, 3)})
-        return {"alignment": q.tolist(), "cues": cues}
+        al = AlignmentInput(rows=[sims.tolist()], cue_ids=[None], weights=[1.0], scale=float(c.aligner.logit_scale),
+                            source=f"CLIP alignment ({c.aligner.model_id})", texts=["the whole image against each emotion's description"])
+        return {"alignment": al, "cues": cues}
 
-    def _encode_label_prompts(self, encode, knowledge: bool) -> np.ndarray:
+    def _encode_label_prompts(self, encode, knowledge: bool, clip: bool = False) -> np.ndarray:
         groups = self._label_prompts(knowledge)
+        if clip and knowledge:  # CLIP reads short captions: the plain prompt joins the definition
+            groups = [[f"a photo that evokes {m}"] + g for m, g in zip(MIKELS8, groups)]
         rows = []
         for prompts in groups:
             e = encode(prompts).mean(axis=0)
@@ -214,97 +227,40 @@ class Nodes:
         return np.stack(rows)
 
     def _text_align(self, state: GraphState) -> dict:
+        """Each cue (text in the image excepted) against each label's description, by the
+        text embedder; the decision mixes the cues by confidence."""
         c = self.c
         knowledge = c.system.knowledge_prompts
         label_emb = c.cached(("text_labels", knowledge), lambda: self._encode_label_prompts(c.embedder.encode, knowledge))
-        cues = [cue for cue in state.cues if cue.family != "text"] or state.cues
-        emb = c.embed([cue.text for cue in cues])
-        w = np.array([effective_confidence(cue) for cue in cues])
-        if w.sum() <= 0:
+        cues = [cue for cue in state.cues if cue.family != "text"]
+        if not cues:
             return {}
-        sims = (emb @ label_emb.T)  # (cues, labels)
-        score = (w[:, None] * sims).sum(axis=0) / w.sum()
-        return {"alignment": softmax(score, c.fusion.alignment_scale).tolist()}
+        sims = c.embed([cue.text for cue in cues]) @ label_emb.T  # (cues, labels)
+        al = AlignmentInput(rows=sims.tolist(), cue_ids=[cue.id for cue in cues], weights=[effective_confidence(cue) for cue in cues],
+                            scale=c.fusion.alignment_scale, source=f"text-embedding alignment ({c.embedder.model_id})",
+                            texts=[f"'{cue.text}' read against each emotion's description" for cue in cues])
+        return {"alignment": al}
 
     # -- reconcile --------------------------------------------------------------------------
     def reconcile(self, state: GraphState) -> dict:
+        """A thin adapter: the decision is :func:`kever.agent.fusion.decide`."""
         c = self.c
-        cfg = c.fusion
-        cue_by_id = {cue.id: cue for cue in state.cues}
-        acc: dict[str, np.ndarray] = {}
-        searched_streams: set[str] = set()
-        contrib: dict[str, tuple[Any, float, set]] = {}
-        for r in state.retrieved:
-            cue = cue_by_id.get(r.cue_id)
-            if cue is None or not r.hits:
-                continue
-            stream = stream_of(cue)
-            top = max(float(h.score) for h in r.hits) or 1.0
-            conf = effective_confidence(cue)
-            searched = not cue.kb_entries
-            if searched:
-                searched_streams.add(stream)
-            for h in r.hits:
-                wv = _weights_vector(h.weights)
-                if wv.sum() <= 0:
-                    continue
-                if searched:
-                    # a search hit is one vote spread over its emotions: a lexicon word with one
-                    # emotion and a curated entry with three weigh the same
-                    wv = wv / wv.sum()
-                strength = conf * float(h.score) / top
-                acc.setdefault(stream, np.zeros(len(MIKELS8)))
-                acc[stream] += strength * wv
-                prev = contrib.get(h.id)
-                total = strength * float(wv.max())
-                if prev is None:
-                    contrib[h.id] = (h, total, {cue.id})
-                else:
-                    contrib[h.id] = (prev[0], prev[1] + total, prev[2] | {cue.id})
-        streams = {s: normalise(v + (cfg.search_smoothing if s in searched_streams else cfg.smoothing)) for s, v in acc.items()}
-        if state.alignment is not None:
-            streams["alignment"] = np.asarray(state.alignment)
-        if state.deliberation is not None:
-            streams["deliberation"] = np.asarray(state.deliberation)
-        if state.direct_vlm is not None:
-            streams["direct_vlm"] = np.asarray(state.direct_vlm)
-        if cfg.prior:
-            streams["prior"] = prior_stream(cfg)
-        if c.system.only_streams is not None:
-            keep = set(c.system.only_streams) | {"direct_vlm"}
-            streams = {s: q for s, q in streams.items() if s in keep}
-            weights = {s: (cfg.weight(s) or 1.0) for s in streams}
-            cfg = cfg.model_copy(update={"weights": weights})
-        elif c.system.direct_vlm:
-            cfg = cfg.model_copy(update={"weights": dict(cfg.weights, direct_vlm=cfg.weight("direct_vlm") or 1.0)})
-        pooled = pool(streams, cfg)
-        canonical = mix_prior(pooled, prior_stream(cfg), cfg.prior_mix) if cfg.prior else pooled
-        projected = state.labels.project(canonical)
-        scores = state.labels.as_dict(projected)
-        label = max(scores, key=scores.get)
-        ranked = sorted(contrib.values(), key=lambda t: -t[1])[: cfg.evidence_shown]
-        evidence = [
-            Evidence(
-                id=h.id, ref=f"E{i + 1}", source=h.source, text=h.text,
-                weights={m: round(float(v), 3) for m, v in zip(MIKELS8, _weights_vector(h.weights)) if v > 0},
-                score=round(total, 4), cue_ids=sorted(cues),
-            )
-            for i, (h, total, cues) in enumerate(ranked)
-        ]
+        d = decide(state.cues, state.retrieved, state.alignment, c.fusion, state.labels, stream_of=stream_of,
+                   deliberation=state.deliberation, direct_vlm=state.direct_vlm, only_streams=c.system.only_streams)
         return {
-            "streams": {s: [round(float(x), 5) for x in q] for s, q in streams.items()},
-            "pooled": pooled.tolist(),
-            "canonical": canonical.tolist(),
-            "scores": scores,
-            "label": label,
-            "evidence": evidence,
+            "decision": d,
+            "streams": d.streams,
+            "canonical": d.canonical,
+            "scores": d.scores,
+            "label": d.label,
+            "evidence": shown_evidence(d, c.fusion.evidence_shown),
         }
 
     def should_deliberate(self, state: GraphState) -> str:
         c = self.c
         if not c.system.deliberate or state.deliberation_rounds >= c.fusion.deliberate_rounds:
             return "rationale"
-        if margin(np.asarray(state.pooled or state.canonical)) >= c.fusion.deliberate_margin:
+        if margin(np.asarray(state.canonical)) >= c.fusion.deliberate_margin:
             return "rationale"
         if (c.vlm is None or not c.system.use_vlm) and c.embedder is None:
             return "rationale"
@@ -313,7 +269,7 @@ class Nodes:
     # -- deliberate -------------------------------------------------------------------------
     def deliberate(self, state: GraphState) -> dict:
         c = self.c
-        p = np.asarray(state.pooled or state.canonical)
+        p = np.asarray(state.canonical)
         a, b = (int(i) for i in np.argsort(p)[::-1][:2])
         la, lb = MIKELS8[a], MIKELS8[b]
         da = c.kb.define(la, "mikels8") if c.kb is not None else None
@@ -353,8 +309,9 @@ class Nodes:
             return {"rationale": None, "rationale_kind": "none"}
         from kever.agent.rationale import write_rationale
 
-        text, kind, ref, notes = write_rationale(state, self.c.text_lm, self.c if self.c.embedder is not None else None)
+        r = write_rationale(state, self.c.text_lm)
         versions = dict(state.prompt_versions)
-        if ref:
-            versions["rationale"] = ref
-        return {"rationale": text, "rationale_kind": kind, "prompt_versions": versions, "warnings": state.warnings + notes}
+        if r.prompt_ref:
+            versions["rationale"] = r.prompt_ref
+        return {"rationale": r.text, "rationale_kind": r.kind, "rationale_attempts": r.attempts,
+                "prompt_versions": versions, "warnings": state.warnings + r.notes}

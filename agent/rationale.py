@@ -1,27 +1,35 @@
-"""The rationale: written by a language model from evidence ids, checked, else templated.
+"""The rationale: the written explanation (agent/explain.py), or a language model's, checked.
 
-Small language models (the packaged SmolLM2-135M) write fluent sentences but do not copy
-citation ids. When a model's text names the decided label but cites nothing, each sentence
-is *attributed*: the cues and evidence whose texts are closest to it in embedding space
-(cosine >= ``ATTRIBUTION_MIN``) are cited after it, and the result is marked
-``rationale_kind = "model-attributed"``, so a reader knows the ids were attached by kever,
-not by the model.
-
-The check: at least one citation, every cited id ([C3], [E2]) exists in the judgment, and the
-first label of the label set that the text names is the decided label (it argues for the
-decision that the numbers made, not for another). A failed check gets one regeneration; a
-second failure gets the templated rationale, recorded as ``rationale_kind = "template"``.
+With no text model the rationale is the written explanation, right by construction. With one,
+the model writes from the decision's own contributions (the cues and evidence that moved the
+label, strongest first, each with the label it pushes toward), and its text must pass
+:func:`check`: it names the decided label before any other label, never says another label is
+evoked, cites at least two ids that exist in the judgment, names no object, scene or expression
+that the cues and evidence do not mention, and does not repeat itself. A failed check gets one
+regeneration; a second failure gets the written explanation (``rationale_kind = "template"``)
+and a warning that says why.
 """
 
 from __future__ import annotations
 
 import re
+import time
+from dataclasses import dataclass, field
+from functools import lru_cache
 
+import numpy as np
+
+from kever.agent.explain import cue_contributions, written_explanation
+from kever.agent.fusion import MIKELS8, label_share
+from kever.agent.judgment import RationaleAttempt
 from kever.prompts import load_prompt
 
 CITE = re.compile(r"\[([CE]\d+)\]")
-ATTRIBUTION_MIN = 0.45
-MAX_NEW_TOKENS = 48  # two short sentences; ~2 s for SmolLM2-135M on 2 idle cores
+MAX_NEW_TOKENS = 80  # two or three short sentences
+MIN_CITATIONS = 2
+#: words of the perception vocabulary too generic to count as naming something unseen
+GENERIC = frozenset("image photo picture scene people person face faces thing light colour color view place background "
+                    "foreground sky water day night time".split())
 
 
 def _ranked(scores: dict[str, float]) -> list[tuple[str, float]]:
@@ -31,70 +39,116 @@ def _ranked(scores: dict[str, float]) -> list[tuple[str, float]]:
 def _fields(state) -> dict:
     ranked = _ranked(state.scores)
     runner = ranked[1] if len(ranked) > 1 else ranked[0]
-    cues = "\n".join(f"[{c.id}] {c.family}: {c.text}" for c in sorted(state.cues, key=lambda c: -c.confidence)[:8])
+    total, _ = cue_contributions(state.evidence, _pi(state))
+    by_id = {c.id: c for c in state.cues}
+    order = sorted((c for c in total if c in by_id), key=lambda c: -total[c])[:8]
+    cues = "\n".join(f"[{c}] {by_id[c].family}: {by_id[c].text} ({'for' if total[c] > 0 else 'against'} {state.label})" for c in order)
     ev = []
     for e in state.evidence[:6]:
-        top = ", ".join(k for k, _ in sorted(e.weights.items(), key=lambda kv: -kv[1])[:2])
-        ev.append(f"[{e.ref}] {e.text} (associated with {top})")
+        ev.append(f"[{e.ref}] {e.text[:160]} ({'for' if e.score > 0 else 'against'} {state.label})")
     return dict(
         label=state.label, prob=state.scores[state.label], runner_up=runner[0], runner_prob=runner[1],
         cues=cues or "(none)", evidence="\n".join(ev) or "(none)",
     )
 
 
-def check(text: str, state) -> str | None:
-    """None if the rationale passes; else what is wrong."""
-    if not text or len(text.strip()) < 20:
-        return "empty or too short"
-    cited = CITE.findall(text)
-    if not cited:
-        return "cites no evidence id"
+def _pi(state) -> dict[str, float]:
+    labels = state.labels
+    if labels is None or state.canonical is None:
+        return {m: float(m == state.label) for m in MIKELS8}
+    canonical = np.array([state.canonical[m] for m in MIKELS8]) if isinstance(state.canonical, dict) else np.asarray(state.canonical)
+    pi = label_share(labels.matrix, canonical, list(labels.labels).index(state.label))
+    return dict(zip(MIKELS8, pi.tolist()))
+
+
+def written(state) -> str:
+    """The written explanation of a graph state or a Judgment (with ``labels`` set)."""
+    return written_explanation(state.label, state.scores, state.cues, state.evidence, _pi(state), state.labels)
+
+
+@lru_cache(maxsize=1)
+def concept_vocabulary() -> tuple[str, ...]:
+    """What perception or the knowledge base can name: ImageNet classes and the curated cue
+    entries' names and aliases (objects, animals, scenes, faces, events, actions, body)."""
+    from kever.knowledge.loader import load_knowledge
+    from kever.tools.perception.objects import imagenet_classes
+
+    words = {n.lower() for n in imagenet_classes()}
+    for rel, cf in load_knowledge().cue_files.items():
+        # curated entries only: the derived ImageNet file's aliases are every WordNet lemma ("grand")
+        if rel != "cues/imagenet.yaml" and cf.family in ("object", "animal", "scene", "face", "event", "action", "body"):
+            for e in cf.entries:
+                words |= {e.name.lower(), *(a.lower() for a in e.aliases)}
+    labels = set(MIKELS8) | {"joy", "surprise", "neutral", "happy", "sad", "angry", "fear", "disgust"}
+    return tuple(sorted(w for w in words if len(w) >= 3 and w not in GENERIC and w not in labels))
+
+
+def _stem(w: str) -> str:
+    for suf in ("ies", "es", "s"):
+        if w.endswith(suf) and len(w) > len(suf) + 2:
+            return w[: -len(suf)] + ("y" if suf == "ies" else "")
+    return w
+
+
+def unseen_concepts(text: str, state) -> list[str]:
+    """Concepts of the vocabulary the text names that no cue or shown evidence mentions."""
+    seen = " ".join([c.text for c in state.cues] + [e.text for e in state.evidence]).lower()
+    seen_stems = {_stem(w) for w in re.findall(r"[a-z]+", seen)}
+    lower = re.sub(CITE, " ", text.lower())
+    out = []
+    for term in concept_vocabulary():
+        if term in lower and re.search(rf"\b{re.escape(term)}(?:e?s)?\b", lower):
+            if not all(_stem(w) in seen_stems for w in re.findall(r"[a-z]+", term)):
+                out.append(term)
+    return out
+
+
+#: the checks a model-written rationale must pass, in the order they are reported
+CHECKS = ("cites >= 2 existing ids", "names the decided label first", "never says another label is evoked",
+          "names nothing unseen", "no repeats")
+
+
+def check_all(text: str, state) -> dict[str, str | None]:
+    """Each check of :data:`CHECKS` -> None (passed) or what is wrong."""
+    out: dict[str, str | None] = dict.fromkeys(CHECKS)
+    cited = CITE.findall(text or "")
     known = {c.id for c in state.cues} | {e.ref for e in state.evidence}
-    bad = sorted(set(cited) - known)
-    if bad:
-        return f"cites unknown id(s) {', '.join(bad)}"
-    lower = text.lower()
+    if not text or len(text.strip()) < 20:
+        out["cites >= 2 existing ids"] = "empty or too short"
+    elif not cited:
+        out["cites >= 2 existing ids"] = "cites no evidence id"
+    elif bad := sorted(set(cited) - known):
+        out["cites >= 2 existing ids"] = f"cites unknown id(s) {', '.join(bad)}"
+    elif len(set(cited)) < min(MIN_CITATIONS, len(known)):
+        out["cites >= 2 existing ids"] = f"cites fewer than {MIN_CITATIONS} different ids"
+    lower = (text or "").lower()
     positions = {lab: m.start() for lab in state.scores if (m := re.search(rf"\b{re.escape(lab.lower())}\b", lower))}
     if state.label not in positions:
-        return f"does not name the decided label '{state.label}'"
-    first = min(positions, key=positions.get)
-    if first != state.label:
-        return f"argues for '{first}' before the decided label '{state.label}'"
+        out["names the decided label first"] = f"does not name the decided label '{state.label}'"
+    elif (first := min(positions, key=positions.get)) != state.label:
+        out["names the decided label first"] = f"argues for '{first}' before the decided label '{state.label}'"
     for other in positions:
         if other != state.label and re.search(rf"\bevok\w*\s+(?:a |an )?{re.escape(other.lower())}\b", lower):
-            return f"also says the image evokes '{other}'"
-    sentences = [s.strip().lower() for s in re.split(r"(?<=[.!?])\s+", text) if s.strip()]
-    if len(set(sentences)) < len(sentences):
-        return "repeats itself"
-    return None
+            out["never says another label is evoked"] = f"also says the image evokes '{other}'"
+    unseen = unseen_concepts(text or "", state)
+    if unseen:
+        out["names nothing unseen"] = f"names {', '.join(repr(u) for u in unseen[:3])}, which no cue or evidence mentions"
+    sentences = [x.strip().lower() for x in re.split(r"(?<=[.!?])\s+", text or "") if x.strip()]
+    if len(set(sentences)) < len(sentences) or _repeats_a_phrase(text or ""):
+        out["no repeats"] = "repeats itself"
+    return out
 
 
-def template(state) -> str:
-    ranked = _ranked(state.scores)
-    label, p = ranked[0]
-    parts = [f"The image most likely evokes {label} ({p:.0%})"]
-    if len(ranked) > 1:
-        parts[0] += f", ahead of {ranked[1][0]} ({ranked[1][1]:.0%})."
-    else:
-        parts[0] += "."
-    supporting = [e for e in state.evidence if e.weights and max(e.weights, key=e.weights.get) == label][:3]
-    cue_by_id = {c.id: c for c in state.cues}
-    if supporting:
-        bits = []
-        for e in supporting:
-            cue = cue_by_id.get(e.cue_ids[0]) if e.cue_ids else None
-            seen = f"{cue.text} [{cue.id}]" if cue else "a cue"
-            bits.append(f"{seen}, which the knowledge base links to {label} [{e.ref}]")
-        parts.append("It rests on " + "; ".join(bits) + ".")
-    elif state.cues:
-        top = sorted(state.cues, key=lambda c: -c.confidence)[:3]
-        parts.append("Cues seen: " + "; ".join(f"{c.text} [{c.id}]" for c in top) + ".")
-    against = [e for e in state.evidence if e.weights and max(e.weights, key=e.weights.get) != label][:1]
-    if against:
-        e = against[0]
-        other = max(e.weights, key=e.weights.get)
-        parts.append(f"Some evidence points to {other} instead [{e.ref}].")
-    return " ".join(parts)
+def check(text: str, state) -> str | None:
+    """None if the rationale passes every check; else the first thing wrong."""
+    return next((p for p in check_all(text, state).values() if p), None)
+
+
+def _repeats_a_phrase(text: str, n: int = 5) -> bool:
+    """The same run of ``n`` words twice (a looping model)."""
+    words = re.findall(r"[a-z']+", re.sub(CITE, " ", text.lower()))
+    grams = [tuple(words[i:i + n]) for i in range(len(words) - n + 1)]
+    return len(set(grams)) < len(grams)
 
 
 _PREAMBLE = re.compile(r"^\s*(here(?:'|’)?s|here is|sure|certainly|okay)\b[^\n]*?:\s*", re.I)
@@ -108,52 +162,44 @@ def _complete_sentences(text: str) -> str:
     return text[: end + 1] if end > 0 else text
 
 
-def attribute(text: str, state, embedder) -> str:
-    """Cite after each sentence the cues/evidence it paraphrases (see module docstring)."""
-    import numpy as np
-
-    items = [(c.id, c.text) for c in state.cues] + [(e.ref, e.text) for e in state.evidence]
-    sentences = [s for s in re.split(r"(?<=[.!?])\s+", text.strip()) if s]
-    if not items or not sentences:
-        return text
-    encode = embedder.embed if hasattr(embedder, "embed") else embedder.encode
-    emb = encode([t for _, t in items] + sentences)
-    item_emb, sent_emb = emb[: len(items)], emb[len(items):]
-    sims = sent_emb @ item_emb.T
-    out = []
-    for sent, row in zip(sentences, sims):
-        best = [items[i][0] for i in np.argsort(row)[::-1][:2] if row[i] >= ATTRIBUTION_MIN]
-        if best:
-            cites = "".join(f"[{b}]" for b in best)
-            sent = re.sub(r"([.!?])$", f" {cites}\\1", sent) if re.search(r"[.!?]$", sent) else f"{sent} {cites}"
-        out.append(sent)
-    return " ".join(out)
+@dataclass
+class Written:
+    text: str
+    kind: str
+    prompt_ref: str | None = None
+    notes: list[str] = field(default_factory=list)
+    attempts: list[RationaleAttempt] = field(default_factory=list)
 
 
-def write_rationale(state, text_lm, embedder=None) -> tuple[str, str, str | None, list[str]]:
-    """(text, kind, prompt ref, notes)."""
-    notes: list[str] = []
+def write_rationale(state, text_lm) -> Written:
+    """The rationale of a decided state: the model's (checked, one regeneration) or the written explanation."""
     if text_lm is None:
-        return template(state), "template", None, notes
+        return Written(written(state), "template")
     prompt = load_prompt("rationale")
     messages = prompt.messages(**_fields(state))
+    out = Written("", "template", prompt.ref)
     problem = None
-    for attempt in range(2):
+    for _ in range(2):
+        t0 = time.perf_counter()
         try:
             text = _complete_sentences(text_lm.generate(messages, max_new_tokens=MAX_NEW_TOKENS))
         except Exception as e:
-            notes.append(f"rationale model failed ({type(e).__name__}: {e}); templated rationale used")
-            return template(state), "template", prompt.ref, notes
-        problem = check(text, state)
+            out.notes.append(f"rationale model failed ({type(e).__name__}: {e}); the written explanation is used")
+            out.text = written(state)
+            return out
+        results = check_all(text, state)
+        failed = [name for name, p in results.items() if p]
+        out.attempts.append(RationaleAttempt(text=text, failed=failed, seconds=round(time.perf_counter() - t0, 3),
+                                             new_tokens=getattr(text_lm, "last_new_tokens", None)))
+        problem = next((results[name] for name in failed), None)
         if problem is None:
-            return text, "model", prompt.ref, notes
-        if problem == "cites no evidence id" and embedder is not None:
-            attributed = attribute(text, state, embedder)
-            if check(attributed, state) is None:
-                return attributed, "model-attributed", prompt.ref, notes
+            out.text, out.kind = text, "model"
+            return out
         messages = messages + [
             {"role": "assistant", "content": text},
-            {"role": "user", "content": f"That answer {problem}. Rewrite it: explain why the image evokes {state.label}, citing ids like [C1] or [E1] from the lists above."},
+            {"role": "user", "content": f"That answer {problem}. Rewrite it: explain why the image evokes {state.label}, "
+                                        f"using only the facts listed, citing at least two ids like [C1] or [E1]."},
         ]
-    notes.append(f"model rationale failed its check twice ({problem}); templated rationale used")
-    return template(state), "template", prompt.ref, notes
+    out.notes.append(f"model rationale failed its check twice ({problem}); the written explanation is used")
+    out.text = written(state)
+    return out

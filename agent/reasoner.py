@@ -17,12 +17,12 @@ import numpy as np
 
 from kever.agent.assemble import load_components, resolve_preset
 from kever.agent.config import load_system
-from kever.agent.fusion import MIKELS8, confidence
+from kever.agent.fusion import MIKELS8, confidence, in_label_set
 from kever.agent.graph import build_graph
 from kever.agent.judgment import Judgment
 from kever.agent.labels import LabelSet, resolve_labels
 from kever.agent.nodes import Components
-from kever.agent.rationale import template
+from kever.agent.rationale import written
 from kever.agent.state import GraphState
 from kever.errors import KeverError
 from kever.images import ImageInput, load_image
@@ -125,6 +125,7 @@ class Reasoner:
             evidence=s.evidence,
             rationale=s.rationale,
             rationale_kind=s.rationale_kind,
+            rationale_attempts=s.rationale_attempts,
             models=self.models,
             timings=timings,
             label_set=labelset.name,
@@ -180,13 +181,24 @@ class Reasoner:
         no perception, retrieval or alignment is re-run."""
         labelset = self.labelset(labels)
         canonical = np.array([judgment.canonical.get(m, 0.0) for m in MIKELS8])
-        scores = labelset.as_dict(labelset.project(canonical))
-        label = max(scores, key=scores.get)
+        _, reported, y = in_label_set(canonical, self.c.fusion, labelset.matrix)
+        scores = labelset.as_dict(reported)
+        label = labelset.labels[y]
         j = judgment.model_copy(update={
             "label": label, "scores": scores, "label_set": labelset.name,
             "confidence": confidence(np.array(list(scores.values()))),
         })
         if judgment.rationale is not None:
-            j.rationale = template(j)
+            j.rationale = written(_WithLabels(j, labelset))
             j.rationale_kind = "template"
         return j
+
+
+class _WithLabels:
+    """A judgment seen with its label set (what the written explanation reads)."""
+
+    def __init__(self, judgment: Judgment, labels: LabelSet):
+        self._j, self.labels = judgment, labels
+
+    def __getattr__(self, name):
+        return getattr(self._j, name)

@@ -26,20 +26,21 @@ class GraphState(BaseModel):
     perception: Any = None  # kever.tools.perception.Perception
     cues: list[Cue] = Field(default_factory=list)
     retrieved: list[CueHits] = Field(default_factory=list)
-    alignment: list[float] | None = None  # canonical Mikels-8 distribution
+    alignment: Any = None  # kever.agent.fusion.AlignmentInput
     direct_vlm: list[float] | None = None
     deliberation: list[float] | None = None
     deliberation_rounds: int = 0
 
     streams: dict[str, list[float]] = Field(default_factory=dict)  # canonical, before fusion
-    pooled: list[float] | None = None  # the pooled distribution before the prior mixture (decides deliberation)
-    canonical: list[float] | None = None
+    decision: Any = None  # kever.agent.fusion.Decision
+    canonical: list[float] | None = None  # softmax(Z / T) over Mikels 8, before calibration
     scores: dict[str, float] = Field(default_factory=dict)
     label: str | None = None
     evidence: list[Evidence] = Field(default_factory=list)
 
     rationale: str | None = None
     rationale_kind: str = "none"
+    rationale_attempts: list[Any] = Field(default_factory=list)  # kever.agent.judgment.RationaleAttempt
     prompt_versions: dict[str, str] = Field(default_factory=dict)
     timings: dict[str, float] = Field(default_factory=dict)
     warnings: list[str] = Field(default_factory=list)

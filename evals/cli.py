@@ -92,12 +92,20 @@ def rescore_cmd(rundirs, seed, reps, as_json) -> None:
 @eval_group.command("compare")
 @click.argument("rundirs", nargs=-1, required=True, type=click.Path(exists=True, file_okay=False))
 @click.option("--json", "as_json", is_flag=True, help="Machine-readable table.")
-def compare_cmd(rundirs, as_json) -> None:
-    """Side-by-side table of runs' headline figures (95% intervals; best in bold)."""
-    from kever.evals.compare import compare_table, load_runs, render_text
+@click.option("--reps", default=1000, show_default=True, type=int, help="Bootstrap resamples for the paired differences.")
+def compare_cmd(rundirs, as_json, reps) -> None:
+    """Side-by-side table of runs' headline figures (95% intervals; best in bold), then each run
+    against the first: paired bootstrap intervals of the differences on the samples both judged."""
+    from kever.evals.compare import compare_table, load_runs, paired_differences, render_paired, render_text
 
-    table = compare_table(load_runs(list(rundirs)))
-    click.echo(json.dumps(table, indent=2) if as_json else render_text(table))
+    runs = load_runs(list(rundirs))
+    table = compare_table(runs)
+    paired = paired_differences(runs, reps=reps)
+    if as_json:
+        click.echo(json.dumps({**table, "paired": paired}, indent=2))
+    else:
+        click.echo(render_text(table))
+        click.echo(render_paired(paired, runs[0]["name"]))
 
 
 @eval_group.command("merge")

@@ -5,6 +5,8 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+import numpy as np
+
 from kever.errors import ConfigError
 from kever.evals.metrics import LOWER_IS_BETTER
 from kever.evals.rundir import METRICS, RunDir
@@ -60,4 +62,91 @@ def render_text(table: dict) -> str:
             s = _cell(row[c])
             cells.append(f"**{s}**" if table["best"].get(c) == i and len(table["rows"]) > 1 else s)
         lines.append(f"| {row['name']} ({row['dataset']}, {row['preset']}) | " + " | ".join(cells) + " |")
+    return "\n".join(lines)
+
+
+# ----------------------------------------------------------------------------------- paired differences
+
+PAIRED = ("balanced_accuracy", "macro_f1", "accuracy", "kl")
+
+
+def _arrays(path: str | Path, labels: list[str]) -> dict[str, tuple]:
+    """id -> (true index or None, predicted index, per-sample KL or None) for a run's records."""
+    from kever.evals import metrics as M
+    from kever.evals.scoring import predicted_distribution, predicted_index
+
+    out = {}
+    for r in RunDir(path).records():
+        t = r.truth
+        true = labels.index(t.label) if t.label in labels else None
+        if not r.ok:
+            out[r.id] = (true, M.FAILED, None)
+            continue
+        q = predicted_distribution(r.judgment, labels)
+        kl = None
+        if t.distribution:
+            p = np.array([t.distribution.get(lab, 0.0) for lab in labels], dtype=float)
+            kl = float(M.kl(p[None], q[None])[0])
+        out[r.id] = (true, predicted_index(r.judgment, labels, q), kl)
+    return out
+
+
+def paired_differences(runs: list[dict], reps: int = 1000, seed: int = 0) -> list[dict]:
+    """Each run against the first, on the samples both judged: the difference (first - other)
+    of each metric with a 95% paired bootstrap interval (the same resampled ids for both)."""
+    from kever.evals import metrics as M
+
+    if len(runs) < 2:
+        return []
+    labels = runs[0]["metrics"].get("labels")
+    ref = _arrays(runs[0]["run"], labels)
+    out = []
+    for other in runs[1:]:
+        if other["metrics"].get("labels") != labels:
+            out.append({"run": other["run"], "name": other["name"], "error": "different label sets: not paired"})
+            continue
+        oth = _arrays(other["run"], labels)
+        ids = sorted(set(ref) & set(oth))
+        single = [i for i in ids if ref[i][0] is not None]
+        yt = np.array([ref[i][0] for i in single], dtype=int)
+        ya = np.array([ref[i][1] for i in single], dtype=int)
+        yb = np.array([oth[i][1] for i in single], dtype=int)
+        dist = [i for i in ids if ref[i][2] is not None and oth[i][2] is not None]
+        ka = np.array([ref[i][2] for i in dist])
+        kb = np.array([oth[i][2] for i in dist])
+        k = len(labels)
+        fns = {"balanced_accuracy": M.balanced_accuracy, "macro_f1": M.macro_f1, "accuracy": M.accuracy}
+        row: dict = {"run": other["run"], "name": other["name"], "n_paired": len(ids)}
+        for name, fn in fns.items():
+            if not len(single):
+                continue
+
+            def diff(idx, fn=fn):
+                return fn(M.confusion(yt[idx], ya[idx], k)) - fn(M.confusion(yt[idx], yb[idx], k))
+
+            row[name] = {"diff": round(float(diff(np.arange(len(single)))), 4),
+                         "ci": [round(x, 4) for x in (M.bootstrap_ci(diff, len(single), reps, seed) or (np.nan, np.nan))]}
+        if len(dist):
+            d = ka - kb
+            row["kl"] = {"diff": round(float(d.mean()), 4),
+                         "ci": [round(x, 4) for x in (M.bootstrap_ci(lambda i: float(d[i].mean()), len(d), reps, seed) or (np.nan, np.nan))]}
+        out.append(row)
+    return out
+
+
+def render_paired(rows: list[dict], reference: str) -> str:
+    if not rows:
+        return ""
+    lines = [f"\nPaired differences, {reference} minus each run (95% paired bootstrap over the same samples; "
+             "KL: lower is better, so a negative difference favours the first run):",
+             "| vs | n | " + " | ".join(PAIRED) + " |", "|---|---|" + "---|" * len(PAIRED)]
+    for r in rows:
+        if "error" in r:
+            lines.append(f"| {r['name']} | – | {r['error']} |")
+            continue
+        cells = []
+        for m in PAIRED:
+            v = r.get(m)
+            cells.append("–" if v is None else f"{v['diff']:+.3f} [{v['ci'][0]:+.3f}, {v['ci'][1]:+.3f}]")
+        lines.append(f"| {r['name']} | {r['n_paired']} | " + " | ".join(cells) + " |")
     return "\n".join(lines)

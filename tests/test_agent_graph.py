@@ -60,12 +60,14 @@ def test_judgment_contract(kb, demo_image):
     assert -1 <= j.valence <= 1 and 0 <= j.arousal <= 1
     assert j.cues and all(c.id.startswith("C") for c in j.cues)
     assert j.evidence, "perception cues should retrieve knowledge"
+    cue_ids = {c.id for c in j.cues}
     for e in j.evidence:
-        assert e.id and e.source and e.ref.startswith("E") and e.cue_ids
-        (entry,) = kb.get([e.id])  # an id the knowledge base does not hold raises KnowledgeError
-        assert (entry.text, entry.source) == (e.text, e.source), "evidence must be the knowledge base's own entry"
-        assert e.weights == pytest.approx(entry.weights, abs=5e-4)  # rounded to 3 places in the judgment
-        assert set(e.cue_ids) <= {c.id for c in j.cues}, "evidence must name cues of this judgment"
+        assert e.id and e.source and e.ref.startswith("E") and e.cue_ids and set(e.cue_ids) <= cue_ids
+        if e.stream in ("alignment", "deliberation"):
+            assert e.id.startswith("align:") or e.id == "deliberation"
+        else:  # knowledge evidence is a real entry of the knowledge base, with its text
+            assert [h.text for h in kb.get([e.id])] == [e.text]
+    assert any(e.stream not in ("alignment", "deliberation") for e in j.evidence), "perception cues should retrieve knowledge"
     assert j.rationale and j.rationale_kind == "template"  # no text LM given
     assert {"perceive", "retrieve", "align", "reconcile", "rationale", "total"} <= set(j.timings)
     data = json.loads(j.model_dump_json())
@@ -78,18 +80,22 @@ def test_model_rationale_accepted_when_it_cites_real_ids(kb, demo_image):
     lm = FakeTextLM([f"The picture evokes {base.label}: the cue [C1] and the knowledge [E1] point there."])
     j = make(kb, text_lm=lm).explain(demo_image)
     assert j.rationale_kind == "model" and "[C1]" in j.rationale
-    assert j.prompt_versions["rationale"] == "rationale@v2"
+    assert j.prompt_versions["rationale"] == "rationale@v3"
+    assert j.rationale_attempts[0].failed == []
     assert f'Begin with "The image evokes {base.label}"' in lm.calls[0].prompt
 
 
-def test_uncited_model_rationale_is_attributed_and_marked(kb, demo_image):
+def test_uncited_or_unseen_model_rationale_is_regenerated_then_written(kb, demo_image):
     base = make(kb).explain(demo_image, rationale=False)
     cue = base.cues[0]
-    lm = FakeTextLM([f"The image evokes {base.label}. It shows {cue.text}."])
+    uncited = f"The image evokes {base.label}. It shows {cue.text}."
+    lm = FakeTextLM([uncited, f"The image evokes {base.label}: a dog [{cue.id}] in a garden [E1]."])
     j = make(kb, text_lm=lm).explain(demo_image)
-    assert j.rationale_kind == "model-attributed"
-    assert f"[{cue.id}]" in j.rationale  # the sentence that paraphrases the cue cites it
-    assert len(lm.calls) == 1
+    assert len(lm.calls) == 2 and j.rationale_kind == "template"  # nothing kever attaches: regenerate, then write
+    assert j.rationale.startswith(f"This image most likely evokes {base.label}")
+    assert "cites >= 2 existing ids" in j.rationale_attempts[0].failed
+    assert j.rationale_attempts[1].failed == ["names nothing unseen"]  # the dog and the garden were never seen
+    assert "Rewrite it" in lm.calls[1].prompt
 
 
 def test_looping_or_contradicting_rationale_is_rejected(kb, demo_image):
@@ -163,7 +169,7 @@ def test_text_in_image_cannot_instruct_the_label(kb, demo_image):
     b = r.explain(demo_image, perception=injected, rationale=False)
     assert a.label == b.label and a.scores == b.scores
     assert any("reads like an instruction" in w for w in b.warnings)
-    lm = FakeTextLM(default="As the text says, the emotion is fear [C1].")
+    lm = FakeTextLM(default="As the text says, the emotion is fear [C1][E1].")
     c = make(kb, text_lm=lm).explain(demo_image, perception=injected)
     assert c.label == a.label and c.rationale_kind == ("model" if a.label == "fear" else "template")
 
@@ -215,11 +221,11 @@ def test_explain_many_keeps_good_results(kb, demo_image, tmp_path):
 
 def test_systems_select_streams(kb, demo_image):
     p = make(kb, system="perception-only").explain(demo_image, rationale=False)
-    assert set(p.streams) == {"alignment"} and p.evidence == []
+    assert set(p.streams) == {"alignment"} and p.evidence and {e.stream for e in p.evidence} == {"alignment"}
     k = make(kb, system="knowledge-only").explain(demo_image, rationale=False)
     assert "alignment" not in k.streams and k.evidence
     nokb = make(kb, ablate=["kb"]).explain(demo_image, rationale=False)
-    assert nokb.evidence == [] and "alignment" in nokb.streams
+    assert not {e.stream for e in nokb.evidence} - {"alignment", "deliberation"} and "alignment" in nokb.streams  # no knowledge items
     v = make(kb, vlm=FakeVLM(default="I'd say awe."), system="vlm-only").explain(demo_image, rationale=False)
     assert v.label == "awe" and "direct_vlm" in v.streams
 

@@ -247,17 +247,19 @@ class KnowledgeBase:
         return out
 
     # ------------------------------------------------------------------ lookup
-    def get(self, ids: Sequence[str]) -> list[Hit]:
-        """Entries by id, in the order asked (score 1.0); an unknown id raises KnowledgeError."""
+    def get(self, ids: Sequence[str], *, missing: str = "raise") -> list[Hit]:
+        """Entries by id, in the order asked (score 1.0). An unknown id raises KnowledgeError,
+        or is left out with ``missing="skip"`` (an ImageNet class with no derived entry)."""
         ids = list(ids)
         if not ids:
             return []
         found = dict(self.db.execute(
             f"SELECT id, row FROM entries WHERE id IN ({','.join('?' * len(ids))})", ids).fetchall())
-        missing = [i for i in ids if i not in found]
-        if missing:
-            raise KnowledgeError(f"no knowledge entry with id(s) {', '.join(missing)}")
-        return self._hits([found[i] for i in ids], [1.0] * len(ids))
+        absent = [i for i in ids if i not in found]
+        if absent and missing != "skip":
+            raise KnowledgeError(f"no knowledge entry with id(s) {', '.join(absent)}")
+        rows = [found[i] for i in ids if i in found]
+        return self._hits(rows, [1.0] * len(rows))
 
     def lookup(self, concept: str) -> list[Hit]:
         """Entries whose name or alias is exactly ``concept`` (normalised)."""

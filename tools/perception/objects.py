@@ -28,6 +28,9 @@ from kever.versions import package_version
 log = logging.getLogger(__name__)
 
 CLASSES_FILE = Path(__file__).parent / "imagenet_classes.txt"
+#: WordNet 3.0 ids of the classes (n + synset offset), same order; from timm's
+#: data/_info/imagenet_synsets.txt (timm 1.0.31, Apache-2.0).
+WNIDS_FILE = Path(__file__).parent / "imagenet_wnids.txt"
 MODEL_NAME = "efficientnet-lite0"
 INPUT_SIDE = 224
 RESIZE_SIDE = 256
@@ -39,6 +42,14 @@ def imagenet_classes() -> list[str]:
     if len(names) != 1000:
         raise ModelUnavailable(f"{CLASSES_FILE} holds {len(names)} class names, expected 1000")
     return names
+
+
+@lru_cache(maxsize=1)
+def imagenet_wnids() -> list[str]:
+    ids = WNIDS_FILE.read_text(encoding="utf-8").split()
+    if len(ids) != 1000:
+        raise ModelUnavailable(f"{WNIDS_FILE} holds {len(ids)} WordNet ids, expected 1000")
+    return ids
 
 
 def weights_path() -> Path:

@@ -40,14 +40,15 @@ class Perceiver:
         self._faces, self._objects, self._text = faces, objects, text
 
     @classmethod
-    def load(cls, extractors: Iterable[str] = EXTRACTORS, *, threads: int | None = None, top_k: int = 5) -> "Perceiver":
+    def load(cls, extractors: Iterable[str] = EXTRACTORS, *, threads: int | None = None, top_k: int = 5,
+             face_second_opinion: str | None = None) -> "Perceiver":
         """Load the models the chosen extractors need (raises ModelUnavailable if one cannot load)."""
         names = check_extractors(extractors)
         faces = objects = text = None
         if "faces" in names:
             from kever.tools.perception.faces import FaceExpressionReader
 
-            faces = FaceExpressionReader(threads=threads)
+            faces = FaceExpressionReader(threads=threads, second_opinion=face_second_opinion)
         if "objects" in names:
             from kever.tools.perception.objects import ObjectClassifier
 

@@ -1,0 +1,138 @@
+"""The written explanation: a rationale that is right by construction, from the decision itself.
+
+Every preset falls back to it, and it is the rationale wherever no capable language model is
+configured. It costs well under a millisecond and reads the decision's exact contributions
+(each shown evidence item's ``pushes`` on the label's log-score, agent/fusion.py), so it can
+only say what the numbers did, and cites only what the judgment shows:
+
+1. the label, its probability and how close the call was (a near-tie is said as one);
+2. the cues that pushed the label up most, in plain words (``Cue.say``, from cue_rules.yaml),
+   each cited once with the strongest piece of evidence it brought ("the smiling, happy face
+   [C3][E1]");
+3. the cue that pulled hardest the other way, and which label it pointed to.
+
+Wording is data (``EXPLAIN``) and thresholds are constants below; nothing here decides.
+"""
+
+from __future__ import annotations
+
+from collections import defaultdict
+
+NEAR_TIE = 0.03  # top two within 3 points: a near-tie
+CLOSE = 0.12  # within 12 points: "narrowly ahead"
+MIN_SHARE = 0.15  # a supporting cue is named if it carries >= 15% of the top cue's push
+MAX_SUPPORT = 3
+AGAINST_SHARE = 0.25  # the strongest opposing cue is named if its pull >= 25% of the top push
+
+#: plain-words templates per cue family ({text} is the cue's text)
+PHRASE = {
+    "face": "the {text}",
+    "object": "the {text}",
+    "scene": "the {text}",
+    "colour": "the {text}",
+    "lighting": "the {text}",
+    "composition": "the {text}",
+    "text": 'the words "{text}" in the image',
+    "concept": "what the knowledge base says of {text}",
+    "narrative": "the scene as described",
+}
+
+
+def _phrase(cue) -> str:
+    if getattr(cue, "say", ""):
+        return cue.say
+    text = cue.text.strip().rstrip(".")
+    if cue.family == "object" and cue.confidence < 0.3:
+        return f"what looks like {_a(text)}"
+    return PHRASE.get(cue.family, "{text}").format(text=text)
+
+
+def _a(noun: str) -> str:
+    """'a bakery', 'an owl', 'sunglasses' (a plural takes no article)."""
+    if noun.endswith("s") and not noun.endswith("ss"):
+        return noun
+    return ("an " if noun[:1].lower() in "aeiou" else "a ") + noun
+
+
+def _join(parts: list[str]) -> str:
+    if len(parts) <= 1:
+        return "".join(parts)
+    return ", ".join(parts[:-1]) + " and " + parts[-1]
+
+
+def cue_contributions(evidence, pi: dict[str, float]) -> tuple[dict[str, float], dict[str, list]]:
+    """Per cue: its share of the label's log-score (``pi``: the label's weight on each Mikels
+    logit; an item is split evenly over the cues that brought it), and its items, strongest
+    first."""
+    total: dict[str, float] = defaultdict(float)
+    items: dict[str, list] = defaultdict(list)
+    for e in evidence:
+        if not e.cue_ids:
+            continue
+        c = sum(pi.get(m, 0.0) * v for m, v in e.pushes.items())
+        for cid in e.cue_ids:
+            total[cid] += c / len(e.cue_ids)
+            items[cid].append((c, e))
+    for cid in items:
+        items[cid].sort(key=lambda ce: -abs(ce[0]))
+    return dict(total), {cid: [e for _, e in v] for cid, v in items.items()}
+
+
+def closeness(scores: dict[str, float], label: str) -> str:
+    ranked = sorted(scores.items(), key=lambda kv: -kv[1])
+    p = scores[label]
+    if len(ranked) < 2:
+        return f"{label} ({p:.0%})"
+    runner, q = next((k, v) for k, v in ranked if k != label)
+    if p - q < NEAR_TIE:
+        return f"{label} ({p:.0%}), in a near-tie with {runner} ({q:.0%})"
+    if p - q < CLOSE:
+        return f"{label} ({p:.0%}), narrowly ahead of {runner} ({q:.0%})"
+    return f"{label} ({p:.0%}), ahead of {runner} ({q:.0%})"
+
+
+def written_explanation(label: str, scores: dict[str, float], cues, evidence, pi: dict[str, float], labels=None) -> str:
+    """Two or three sentences (see the module docstring). ``pi``: the label's weight on each
+    Mikels-8 logit (one-hot for a Mikels label; ``fusion.label_share`` for other label sets);
+    ``labels``: the asked LabelSet, to name what pointed elsewhere in its words."""
+    cue_by_id = {c.id: c for c in cues}
+    verb = "reads as" if labels is not None and labels.name == "sentiment" else "evokes"
+    first = f"This image most likely {verb} {closeness(scores, label)}."
+    total, items = cue_contributions(evidence, pi)
+    cited_refs: set[str] = set()
+
+    def cite(cid: str) -> str:
+        ref = next((e.ref for e in items.get(cid, []) if e.ref not in cited_refs), None)
+        if ref:
+            cited_refs.add(ref)
+        return f"{_phrase(cue_by_id[cid])} [{cid}]" + (f"[{ref}]" if ref else "")
+
+    support = sorted((c for c, v in total.items() if v > 0 and c in cue_by_id), key=lambda c: -total[c])
+    top = total[support[0]] if support else 0.0
+    support = [c for c in support if total[c] >= MIN_SHARE * top][:MAX_SUPPORT]
+    sentences = [first]
+    if support:
+        sentences.append(f"It rests mostly on {_join([cite(c) for c in support])}.")
+    else:
+        sentences.append("No cue in the image clearly points to it; the call rests on weak evidence.")
+    against = sorted((c for c, v in total.items() if v < 0 and c in cue_by_id and c not in support), key=lambda c: total[c])
+    if against and top > 0 and -total[against[0]] >= AGAINST_SHARE * top:
+        cid = against[0]
+        other = next((o for e in items[cid] if (o := _in_label_set(e.points_to, labels)) and o != label), None)
+        if other:
+            sentences.append(f"{_capital(cite(cid))} pulled the other way, toward {other}.")
+    return " ".join(sentences)
+
+
+def _in_label_set(mikels: str, labels) -> str | None:
+    """A Mikels-8 label said in the asked label set (the set's label it maps to most)."""
+    from kever.agent.fusion import MIKELS8
+
+    if not mikels or labels is None or labels.name == "mikels8":
+        return mikels or None
+    col = labels.matrix[:, MIKELS8.index(mikels)]
+    return labels.labels[int(col.argmax())]
+
+
+def _capital(s: str) -> str:
+    return s[:1].upper() + s[1:]

@@ -1,0 +1,141 @@
+"""Rationales as a reader gets them: the written explanation, SmolLM2 and the local LLM, on dev photos.
+
+    .venv/bin/python benchmarks/rationale_bench.py --limit 100 \\
+        --presets offline benchmarks/presets/offline-smollm2.yaml offline-llm
+    # -> benchmarks/results/rationale.json
+
+Each preset runs in its own process (so peak RSS and cold start are its own) over the first
+``--limit`` photos of ../shared/data/flickr_ldl_dev in id order, with rationales. Per preset:
+the share of rationales passing each check of ``agent/rationale.py`` (for a model: its first
+attempt, and the final text after one regeneration and the fallback), the share naming
+something no cue or evidence mentions, how often the model's text was kept, median words,
+median seconds of the rationale node and of the whole judgment, new tokens per second, cold
+start (building the Reasoner), peak RSS, and the load average. Ten rationales each, chosen by
+a fixed rule (the first ten photos), are kept verbatim. A preset whose model is not available
+is reported as skipped with the reason.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import re
+import resource
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+
+from kever.paths import shared_data_dir
+
+
+def dev_images(limit: int) -> list[Path]:
+    root = shared_data_dir()
+    if root is None:
+        return []
+    names = [r.split()[0] for r in (root / "flickr_ldl_dev" / "ground_truth.txt").read_text().splitlines()[1:] if r.strip()]
+    names.sort(key=lambda n: int(re.sub(r"\D", "", n) or 0))
+    return [root / "flickr_ldl_dev" / "images" / n for n in names[:limit]]
+
+
+def one(preset: str, limit: int) -> dict:
+    from kever.agent.rationale import CHECKS, check_all
+    from kever.agent.reasoner import Reasoner
+    from kever.errors import KeverError
+
+    images = dev_images(limit)
+    t0 = time.perf_counter()
+    try:
+        r = Reasoner.from_preset(preset)
+    except KeverError as e:
+        return {"preset": preset, "skipped": str(e)}
+    cold = time.perf_counter() - t0
+    rows = []
+    for path in images:
+        j = r.explain(path, rationale=True)
+        state = _State(j, r.labelset(None))
+        final = check_all(j.rationale, state)
+        first = j.rationale_attempts[0] if j.rationale_attempts else None
+        rows.append({
+            "image": path.name, "label": j.label, "kind": j.rationale_kind, "rationale": j.rationale,
+            "final_failed": [k for k, v in final.items() if v],
+            "first_failed": first.failed if first else None,
+            "first_text": first.text if first else None,
+            "attempts": len(j.rationale_attempts),
+            "words": len(re.findall(r"[A-Za-z']+", re.sub(r"\[[CE]\d+\]", " ", j.rationale or ""))),
+            "s_rationale": j.timings.get("rationale", 0.0), "s_total": j.timings.get("total", 0.0),
+            "tokens": sum(a.new_tokens or 0 for a in j.rationale_attempts),
+            "s_generating": sum(a.seconds for a in j.rationale_attempts),
+        })
+    n = len(rows)
+    model_rows = [x for x in rows if x["first_failed"] is not None]
+
+    def share(pred, among):
+        return round(sum(map(pred, among)) / len(among), 3) if among else None
+
+    out = {
+        "preset": preset, "images": n, "models": r.models, "cold_start_s": round(cold, 2),
+        "peak_rss_mb": round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 1),
+        "load_average": os.getloadavg(),
+        "final": {c: share(lambda x, c=c: c not in x["final_failed"], rows) for c in CHECKS},
+        "final_all_checks": share(lambda x: not x["final_failed"], rows),
+        "kinds": {k: sum(x["kind"] == k for x in rows) for k in ("model", "template")},
+        "median_words": float(np.median([x["words"] for x in rows])) if rows else None,
+        "median_s_rationale": round(float(np.median([x["s_rationale"] for x in rows])), 4) if rows else None,
+        "median_s_total": round(float(np.median([x["s_total"] for x in rows])), 3) if rows else None,
+    }
+    if model_rows:
+        toks = sum(x["tokens"] for x in model_rows)
+        secs = sum(x["s_generating"] for x in model_rows)
+        out["model_first_attempt"] = {c: share(lambda x, c=c: c not in x["first_failed"], model_rows) for c in CHECKS}
+        out["model_first_attempt_all_checks"] = share(lambda x: not x["first_failed"], model_rows)
+        out["model_kept_after_regeneration"] = share(lambda x: x["kind"] == "model", model_rows)
+        out["names_something_unseen_first_attempt"] = share(lambda x: "names nothing unseen" in x["first_failed"], model_rows)
+        out["tokens_per_s"] = round(toks / secs, 2) if secs else None
+    out["ten"] = [{k: x[k] for k in ("image", "label", "kind", "rationale", "first_text", "first_failed")} for x in rows[:10]]
+    return out
+
+
+class _State:
+    """A judgment as the checks read it (with its label set)."""
+
+    def __init__(self, j, labels):
+        self._j, self.labels = j, labels
+
+    def __getattr__(self, name):
+        return getattr(self._j, name)
+
+
+def main(argv=None) -> int:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    ap.add_argument("--limit", type=int, default=100)
+    ap.add_argument("--presets", nargs="+", default=["offline", "benchmarks/presets/offline-smollm2.yaml", "offline-llm"])
+    ap.add_argument("--out", type=Path, default=Path("benchmarks/results/rationale.json"))
+    ap.add_argument("--one", help=argparse.SUPPRESS)
+    args = ap.parse_args(argv)
+    if args.one:
+        print(json.dumps(one(args.one, args.limit)))
+        return 0
+    if not dev_images(1):
+        print("rationale_bench: ../shared/data is absent; nothing to measure")
+        return 0
+    results = []
+    for preset in args.presets:
+        print(f"rationale_bench: {preset} on {args.limit} dev photos ...", file=sys.stderr, flush=True)
+        p = subprocess.run([sys.executable, __file__, "--one", preset, "--limit", str(args.limit)], capture_output=True, text=True)
+        if p.returncode != 0:
+            results.append({"preset": preset, "skipped": p.stderr.strip().splitlines()[-1] if p.stderr.strip() else f"exit {p.returncode}"})
+        else:
+            results.append(json.loads(p.stdout.strip().splitlines()[-1]))
+        print(json.dumps({k: v for k, v in results[-1].items() if k != "ten"}, indent=1), file=sys.stderr)
+    args.out.parent.mkdir(parents=True, exist_ok=True)
+    args.out.write_text(json.dumps({"limit": args.limit, "results": results}, indent=2))
+    print(f"wrote {args.out}")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
