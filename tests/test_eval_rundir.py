@@ -22,22 +22,29 @@ from kever.evals.runner import rescore, run_eval
 VOTES = [[0, 0, 0, 0, 0, 0, 2, 9], [3, 0, 1, 0, 0, 1, 2, 4], [4, 4, 3, 0, 0, 0, 0, 0], [0, 0, 11, 0, 0, 0, 0, 0],
          [1, 1, 7, 1, 1, 0, 0, 0], [0, 9, 1, 1, 0, 0, 0, 0]]
 
-SLOW_FACTORY = """
-import time
+#: a system that judges two images, then waits until the file named by $KEVER_TEST_GATE exists
+#: (at most 120 s): the run stays in progress for as long as the test needs, whatever the load
+GATED_FACTORY = """
+import os, time
+from pathlib import Path
 from kever.evals.systems import fake_system
 
-class Slow:
-    def __init__(self, delay):
+class Gated:
+    def __init__(self):
         self.inner = fake_system()
-        self.models = {"reasoner": "slow-fake"}
-        self.delay = delay
+        self.models = {"reasoner": "gated-fake"}
+        self.calls = 0
 
     def explain_many(self, images, labels=None, rationale=True):
-        time.sleep(self.delay)
+        self.calls += 1
+        gate = Path(os.environ["KEVER_TEST_GATE"])
+        deadline = time.time() + 120
+        while self.calls > 2 and not gate.exists() and time.time() < deadline:
+            time.sleep(0.05)
         return self.inner.explain_many(images, labels=labels, rationale=rationale)
 
 def make(preset, system, ablate, prior):
-    return Slow(0.4)
+    return Gated()
 """
 
 #: holds the run dir's lock, says so on stdout, then sleeps until killed
@@ -70,16 +77,16 @@ def flickr(tmp_path):
 
 
 @pytest.fixture
-def slow_env(tmp_path, monkeypatch):
+def gated_env(tmp_path):
     (tmp_path / "mods").mkdir()
-    (tmp_path / "mods" / "slowsys.py").write_text(textwrap.dedent(SLOW_FACTORY))
-    monkeypatch.syspath_prepend(str(tmp_path / "mods"))
-    return dict(os.environ, PYTHONPATH=str(tmp_path / "mods") + os.pathsep + os.environ.get("PYTHONPATH", ""))
+    (tmp_path / "mods" / "gatedsys.py").write_text(textwrap.dedent(GATED_FACTORY))
+    return dict(os.environ, PYTHONPATH=str(tmp_path / "mods") + os.pathsep + os.environ.get("PYTHONPATH", ""),
+                KEVER_TEST_GATE=str(tmp_path / "gate"))
 
 
 def kever_eval(root: Path, out: Path, env: dict, *extra: str) -> subprocess.Popen:
     return subprocess.Popen([sys.executable, "-m", "kever", "eval", "run", "--dataset", "fi", "--root", str(root),
-                             "--factory", "slowsys:make", "--out", str(out), "--no-progress", "--reps", "20", *extra],
+                             "--factory", "gatedsys:make", "--out", str(out), "--no-progress", "--reps", "20", *extra],
                             env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
 
 
@@ -96,16 +103,16 @@ def wait_for_lines(log: Path, n: int, proc: subprocess.Popen, timeout: float = 9
 
 # ---- defect 3: a lock on the run directory ----------------------------------------------
 
-def test_second_run_into_the_same_out_fails_at_once_naming_the_holder(tmp_path, slow_env):
+def test_second_run_into_the_same_out_fails_at_once_naming_the_holder(tmp_path, gated_env):
     root = make_class_folders(tmp_path / "fi", {"awe": 10, "fear": 10})
     out = tmp_path / "run"
-    first = kever_eval(root, out, slow_env)
+    first = kever_eval(root, out, gated_env)
     try:
-        wait_for_lines(out / "samples.jsonl", 2, first)
+        wait_for_lines(out / "samples.jsonl", 2, first)  # it judged two, and waits at the gate
         for extra in ((), ("--resume",)):  # a fresh run and a resume are both refused while it runs
             t0 = time.time()
-            second = kever_eval(root, out, slow_env, *extra)
-            _, err = second.communicate(timeout=120)
+            second = kever_eval(root, out, gated_env, *extra)
+            _, err = second.communicate(timeout=100)
             assert second.returncode != 0, err
             assert "Traceback" not in err and "FileNotFoundError" not in err
             err_lines = [x for x in err.splitlines() if x.strip()]
@@ -113,8 +120,9 @@ def test_second_run_into_the_same_out_fails_at_once_naming_the_holder(tmp_path, 
             assert err_lines[0].startswith("kever: error: ") and "is in use" in err_lines[0]
             assert f"pid {first.pid}" in err_lines[0] and "kever eval run" in err_lines[0]
             assert "wait for it" in err_lines[0] and "--out" in err_lines[0]
-            # it failed at once: the first run is still going, not finished before the refusal
+            # refused at once, without waiting for the lock: the first run is still at its gate
             assert first.poll() is None, f"the refusal took {time.time() - t0:.1f}s, after the first run ended"
+        (tmp_path / "gate").touch()
         _, err = first.communicate(timeout=120)
         assert first.returncode == 0, err
     finally:
