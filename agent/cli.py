@@ -29,19 +29,22 @@ def _print_judgment(console, j) -> None:
         bar = "█" * int(round(p * 40))
         t.add_row(label, f"{p:.3f}", f"[cyan]{bar}[/cyan]")
     console.print(t)
+    if j.rationale:
+        kind = {"model": "", "template": " [dim](written explanation)[/dim]"}.get(j.rationale_kind, "")
+        console.print(f"[bold]Why[/bold]{kind}\n  {j.rationale}")
     if j.cues:
         console.print("[bold]Cues[/bold]")
         for c in j.cues[:14]:
             v = f" verified {c.verified:.2f}" if c.verified is not None else ""
             console.print(f"  [{c.id}] {c.family}: {c.text}  [dim]({c.source}, {c.confidence:.2f}{v})[/dim]")
     if j.evidence:
-        console.print("[bold]Evidence[/bold]")
+        console.print(f"[bold]Evidence[/bold] [dim](its push on the log-score of {j.label}; what it favours)[/dim]")
         for e in j.evidence[:8]:
-            w = ", ".join(f"{k} {v:.2f}" for k, v in sorted(e.weights.items(), key=lambda kv: -kv[1])[:3])
-            console.print(f"  [{e.ref}] {e.text}  [dim]→ {w} · {e.source} · {e.id}[/dim]")
-    if j.rationale:
-        kind = "" if j.rationale_kind == "model" else f" [dim]({j.rationale_kind})[/dim]"
-        console.print(f"[bold]Why[/bold]{kind}\n  {j.rationale}")
+            text = e.text if len(e.text) <= 150 else e.text[:147] + "..."
+            toward = f" → {e.points_to}" if e.points_to else ""
+            colour = "green" if e.score > 0 else "red"
+            console.print(f"  [{e.ref}] [{colour}]{e.score:+.2f}[/{colour}]{toward}  {text}  "
+                          f"[dim]{e.stream} · {e.source} · {e.id}[/dim]")
     for w in j.warnings:
         console.print(f"[yellow]note:[/yellow] {w}")
     total = j.timings.get("total")

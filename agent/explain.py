@@ -24,6 +24,12 @@ MIN_SHARE = 0.15  # a supporting cue is named if it carries >= 15% of the top cu
 MAX_SUPPORT = 3
 AGAINST_SHARE = 0.25  # the strongest opposing cue is named if its pull >= 25% of the top push
 
+#: streams that are not one cue's doing: said in their own sentence, never credited to a cue
+WHOLE_STREAMS = {
+    "deliberation": "Weighing the cues against what typically elicits {label} and {other} tipped the balance {ref}.",
+    "direct_vlm": "The vision-language model, asked directly, also named {label} {ref}.",
+}
+
 #: plain-words templates per cue family ({text} is the cue's text)
 PHRASE = {
     "face": "the {text}",
@@ -67,7 +73,7 @@ def cue_contributions(evidence, pi: dict[str, float]) -> tuple[dict[str, float],
     total: dict[str, float] = defaultdict(float)
     items: dict[str, list] = defaultdict(list)
     for e in evidence:
-        if not e.cue_ids:
+        if not e.cue_ids or e.stream in WHOLE_STREAMS:
             continue
         c = sum(pi.get(m, 0.0) * v for m, v in e.pushes.items())
         for cid in e.cue_ids:
@@ -115,6 +121,14 @@ def written_explanation(label: str, scores: dict[str, float], cues, evidence, pi
         sentences.append(f"It rests mostly on {_join([cite(c) for c in support])}.")
     else:
         sentences.append("No cue in the image clearly points to it; the call rests on weak evidence.")
+    for e in evidence:  # deliberation that moved the label as much as the strongest cue
+        if e.stream in WHOLE_STREAMS and e.ref not in cited_refs:
+            c = sum(pi.get(m, 0.0) * v for m, v in e.pushes.items())
+            if c > 0 and c >= top:
+                ranked = sorted(scores, key=lambda k: -scores[k])
+                other = next((k for k in ranked if k != label), label)
+                sentences.append(WHOLE_STREAMS[e.stream].format(label=label, other=other, ref=f"[{e.ref}]"))
+                cited_refs.add(e.ref)
     against = sorted((c for c, v in total.items() if v < 0 and c in cue_by_id and c not in support), key=lambda c: total[c])
     if against and top > 0 and -total[against[0]] >= AGAINST_SHARE * top:
         cid = against[0]

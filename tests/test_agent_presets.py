@@ -5,7 +5,6 @@ initialised models of the same architectures."""
 from __future__ import annotations
 
 import json
-import re
 import subprocess
 import sys
 
@@ -37,18 +36,15 @@ def test_offline_preset_on_a_real_photo(offline, flickr_dev):
     j = offline.explain(photo)
     assert j.label in MIKELS8 and abs(sum(j.scores.values()) - 1) < 1e-6
     assert j.models["preset"] == "offline"
-    assert "smollm2" in j.models["text_lm"].lower()
+    assert "text_lm" not in j.models  # offline writes its explanation without a language model
     assert j.models["embedder"].endswith("all-MiniLM-L6-v2") or "minilm" in j.models["embedder"].lower()
-    assert j.cues and j.evidence and j.rationale
-    # SmolLM2-135M writes the sentences but copies no ids (see kever.agent.rationale): kever
-    # attributes them, so the kind is "model-attributed", not a model's own nor the template
-    assert j.rationale_kind == "model-attributed", (j.rationale_kind, j.rationale, j.warnings)
-    assert not any("templated rationale" in w for w in j.warnings)
-    cited = set(re.findall(r"\[([CE]\d+)\]", j.rationale))
-    assert cited and cited <= {c.id for c in j.cues} | {e.ref for e in j.evidence}
-    assert re.search(rf"\b{j.label}\b", j.rationale.lower())
+    assert j.cues and j.evidence
+    assert j.rationale_kind == "template" and j.rationale.startswith(f"This image most likely evokes {j.label}")
+    from kever.agent.rationale import check
+
+    assert check(j.rationale, type("S", (), {**j.__dict__, "labels": offline.labelset(None)})()) is None
     assert {"colour", "alignment"} <= set(j.streams)
-    again = offline.explain(photo)  # greedy on a pinned CPU: the same words every time
+    again = offline.explain(photo)  # on a pinned CPU: the same words every time
     assert (again.label, again.rationale_kind, again.rationale) == (j.label, j.rationale_kind, j.rationale)
 
 
