@@ -67,14 +67,18 @@ def explain(images, labels, preset, as_json, no_rationale, system, ablate) -> No
     from kever.agent.labels import parse_labels
     from kever.agent.reasoner import Reasoner
 
-    parse_labels(labels)  # a malformed label list fails before any model loads
-    from pathlib import Path
+    from kever.images import check_path
 
-    unusable = [p for p in images if not Path(p).expanduser().is_file()]
+    parse_labels(labels)  # a malformed label list fails before any model loads
+    unusable = []
+    for p in images:
+        try:
+            check_path(p)
+        except KeverError as e:
+            unusable.append(e)
     if len(unusable) == len(images):  # nothing to judge: say so before loading any model
-        for p in unusable:
-            what = "is a directory, not an image file" if Path(p).is_dir() else "no such file"
-            click.echo(f"kever: error: {p}: {what}", err=True)
+        for e in unusable:
+            click.echo(f"kever: error: {e}", err=True)
         sys.exit(2)
     console = Console(stderr=False)
     err = Console(stderr=True)

@@ -35,9 +35,18 @@ class LabelSet:
 
 
 def parse_labels(spec: str | list[str] | tuple[str, ...] | None) -> tuple[str, list[str]]:
-    """('named', [name]) or ('custom', labels); raises InputError on a malformed list."""
-    if spec is None or (isinstance(spec, str) and spec.strip().lower() in ("", "mikels8", "mikels")):
+    """('named', [name]) or ('custom', labels); raises InputError on a malformed list.
+
+    None means the default (mikels8); an empty or blank string is an error, not the default:
+    ``--labels ""`` is more likely a shell variable that was never set than a choice."""
+    if spec is None or (isinstance(spec, str) and spec.strip().lower() in ("mikels8", "mikels")):
         return "named", ["mikels8"]
+    if isinstance(spec, str) and not spec.strip():
+        raise InputError(
+            f"empty label set {spec!r}",
+            "leave --labels out to get mikels8, or name a set: mikels8, emotion6, sentiment, "
+            "or a list such as 'joy,fear,calm'",
+        )
     if isinstance(spec, str):
         key = spec.strip().lower()
         if key in NAMED:

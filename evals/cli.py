@@ -61,6 +61,8 @@ def run_cmd(dataset, root, split, limit, preset, system, ablate, out, resume, re
     else:
         click.echo(f"{res.rundir}: {res.total} samples ({res.done_now} judged now, {res.skipped} already done, "
                    f"{res.failed} failed) in {res.seconds:.1f}s")
+        if res.metrics.get("selection"):
+            click.echo(res.metrics["selection"])
         click.echo(_summary(res.metrics))
     if res.failed:
         raise KeverError(f"{res.failed} of {res.total} samples failed (logged with their errors in {res.rundir}/samples.jsonl)",
@@ -81,6 +83,8 @@ def rescore_cmd(rundirs, seed, reps, as_json) -> None:
         out[d] = rescore(d, reps=reps, seed=seed)
         if not as_json:
             click.echo(f"{d}: {_summary(out[d])}")
+            if out[d].get("selection"):
+                click.echo(f"{d}: {out[d]['selection']}")
     if as_json:
         click.echo(json.dumps(out if len(rundirs) > 1 else out[rundirs[0]], indent=2))
 

@@ -15,7 +15,7 @@ from pathlib import Path
 import numpy as np
 
 from kever.evals.record import Record
-from kever.evals.rundir import REPORT, Manifest, RunDir
+from kever.evals.rundir import REPORT, Manifest, RunDir, atomic_write
 from kever.evals.scoring import HEADLINE, predicted_distribution
 
 CSS = """
@@ -40,7 +40,8 @@ def headline_table(metrics: dict) -> str:
             ci = (metrics.get("ci") or {}).get(m)
             rows.append(f"<tr><th class=l>{m}</th><td>{_fmt(metrics[m])}</td>"
                         f"<td class=muted>{'[' + _fmt(ci[0]) + ', ' + _fmt(ci[1]) + ']' if ci else ''}</td></tr>")
-    for m in ("accuracy_tie_any", "valence_r", "arousal_r", "n", "n_single_label", "n_tied", "n_failed", "seconds_per_sample"):
+    for m in ("accuracy_tie_any", "valence_r", "arousal_r", "n", "n_logged", "n_single_label", "n_tied", "n_failed",
+              "seconds_per_sample"):
         if m in metrics:
             rows.append(f"<tr><th class=l>{m}</th><td>{_fmt(metrics[m])}</td><td></td></tr>")
     return "<table><tr><th class=l>metric</th><th>value</th><th>95% CI</th></tr>" + "".join(rows) + "</table>"
@@ -167,6 +168,7 @@ def render(manifest: Manifest, records: list[Record], metrics: dict) -> str:
              f"<h1>{escape(title)}</h1>",
              f"<p class=muted>root {escape(c.root)} · labels {escape(', '.join(c.labels))} · models {escape(str(manifest.models))} · "
              f"versions {escape(str(manifest.versions))} · {escape(manifest.updated)}</p>",
+             *([f"<p><b>{escape(metrics['selection'])}</b></p>"] if metrics.get("selection") else []),
              "<h2>Headline (95% bootstrap intervals)</h2>", headline_table(metrics),
              f"<p class=muted>Tie policy: {escape(metrics.get('tie_policy', ''))}</p>"]
     if "confusion" in metrics:
@@ -181,5 +183,5 @@ def render(manifest: Manifest, records: list[Record], metrics: dict) -> str:
 
 def write_report(rd: RunDir, manifest: Manifest, records: list[Record], metrics: dict) -> Path:
     path = Path(rd.path) / REPORT
-    path.write_text(render(manifest, records, metrics), encoding="utf-8")
+    atomic_write(path, render(manifest, records, metrics))
     return path

@@ -177,9 +177,18 @@ def run_eval(
                        preset=preset, system=system, ablate=ablate, shard=shard, rationale=rationale,
                        factory=_factory_name(factory))
     rd = RunDir(out or default_out(dataset, split, system, ablate, shard))
+    with rd.locked("kever eval run"):
+        return _run_locked(rd, ds, config, limit=limit, shard=shard, resume=resume, retry_failed=retry_failed,
+                           preset=preset, system=system, ablate=ablate, engine=engine, batch_size=batch_size,
+                           concurrency=concurrency, rationale=rationale, factory=factory, progress=progress,
+                           report=report, reps=reps, seed=seed)
+
+
+def _run_locked(rd: RunDir, ds: Dataset, config: RunConfig, *, limit, shard, resume, retry_failed, preset, system,
+                ablate, engine, batch_size, concurrency, rationale, factory, progress, report, reps, seed) -> RunResult:
     fresh = not rd.exists()
     manifest = rd.open_for(config, resume)
-    rd.repair_tail()
+    rd.repair()  # a torn or corrupt line is moved aside; its sample is judged again below
 
     chosen = select(ds.samples, limit, shard)
     prior = ds.prior()  # over the whole split, so every shard and limit uses the same baseline
@@ -187,8 +196,11 @@ def run_eval(
     finished = {i for i, r in done.items() if r.ok or not retry_failed}
     todo = [s for s in chosen if s.id not in finished]
     skipped = len(chosen) - len(todo)
+    chosen_ids = [s.id for s in chosen]
     manifest.limit = limit
     manifest.n_total = len(chosen)
+    # a --limit below what the log holds scores the selection only; the rest stays logged
+    manifest.scored_ids = chosen_ids if set(done) - set(chosen_ids) else None
 
     t0 = time.perf_counter()
     failed_ids: list[str] = []
@@ -233,23 +245,42 @@ def run_eval(
         bar.close()
     seconds = time.perf_counter() - (bar.t_start or t0)  # judging time, system building excluded
 
-    metrics = rescore(rd, reps=reps, seed=seed, report=report)
+    metrics = _score(rd, reps=reps, seed=seed, report=report)
     return RunResult(rundir=rd.path, metrics=metrics, done_now=len(todo), skipped=skipped,
                      failed=metrics.get("n_failed", 0), total=len(chosen), seconds=seconds, failed_ids=failed_ids)
 
 
 def rescore(rundir: str | Path | RunDir, *, reps: int = 1000, seed: int = 0, report: bool = True) -> dict:
-    """Recompute ``metrics.json`` (and ``report.html``) from the log alone; no model is loaded."""
+    """Recompute ``metrics.json`` (and ``report.html``) from the log alone; no model is loaded.
+    Holds the run's lock; corrupt lines are moved aside first, as on resume."""
+    rd = rundir if isinstance(rundir, RunDir) else RunDir(rundir)
+    rd.read_manifest()  # not a run directory: say so before making a lock file in it
+    with rd.locked("kever eval rescore"):
+        rd.repair()
+        return _score(rd, reps=reps, seed=seed, report=report)
+
+
+def selection_note(n_scored: int, n_logged: int, limit: int | None) -> str:
+    why = f"--limit {limit}" if limit else "the dataset's current samples"
+    return (f"scored {n_scored} of the {n_logged} logged samples (this run's selection, {why}); "
+            f"the other {n_logged - n_scored} stay in samples.jsonl, unscored")
+
+
+def _score(rd: RunDir, *, reps: int, seed: int, report: bool) -> dict:
     from kever.evals.scoring import compute_metrics
 
-    rd = rundir if isinstance(rundir, RunDir) else RunDir(rundir)
     manifest = rd.read_manifest()
-    records = rd.records()
+    logged = rd.records()
+    records = manifest.scored(logged)
     metrics = compute_metrics(records, manifest.config.labels, reps=reps, seed=seed)
+    if len(records) != len(logged):
+        metrics["n_logged"] = len(logged)
+        metrics["n_unscored"] = len(logged) - len(records)
+        metrics["selection"] = selection_note(len(records), len(logged), manifest.limit)
     metrics["run"] = {"dataset": manifest.config.dataset, "split": manifest.config.split,
                       "system": manifest.config.system, "preset": manifest.config.preset,
                       "ablate": manifest.config.ablate, "shard": manifest.config.shard,
-                      "models": manifest.models, "n_expected": manifest.n_total}
+                      "models": manifest.models, "n_expected": manifest.n_total, "limit": manifest.limit}
     rd.write_metrics(metrics)
     if report:
         from kever.evals.report import write_report

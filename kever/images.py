@@ -1,7 +1,9 @@
 """Turn whatever a user hands kever (a path, bytes, a PIL image) into a clean RGB image.
 
 Every failure is an :class:`~kever.errors.InputError` with one line saying what was wrong.
-Handled: missing paths, directories, empty, truncated and non-image files, decompression
+Handled: missing paths, directories, FIFOs, devices, sockets, symlink loops and dangling
+links (each named for what it is, and never opened for reading), empty, truncated and
+non-image files, decompression
 bombs (more than ``MAX_PIXELS`` pixels, override with ``KEVER_MAX_PIXELS``), CMYK, 16-bit,
 palette, RGBA/LA (composited on white), greyscale, animated images (first frame), EXIF
 orientation (applied).
@@ -9,9 +11,11 @@ orientation (applied).
 
 from __future__ import annotations
 
+import errno
 import hashlib
 import io
 import os
+import stat
 import warnings
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -138,6 +142,71 @@ def _downscale(img: Image.Image, side: int) -> Image.Image:
     return out
 
 
+_KINDS = ((stat.S_ISFIFO, "is a named pipe (FIFO)"), (stat.S_ISCHR, "is a character device"),
+          (stat.S_ISBLK, "is a block device"), (stat.S_ISSOCK, "is a socket"))
+
+
+def _not_a_file(src: str, mode: int, target: str | None) -> InputError:
+    for test, what in _KINDS:
+        if test(mode):
+            where = f" ({target})" if target else ""
+            return InputError(f"{src}: {what}{where}, not an image file", "pass image files such as JPEG or PNG")
+    return InputError(f"{src}: not a regular file", "pass image files such as JPEG or PNG")
+
+
+def check_path(item: str | os.PathLike, source: str | None = None) -> None:
+    """Raise the :class:`InputError` that :func:`load_image` would for a path that is not a
+    readable regular file (missing, a directory, a FIFO, a device, a symlink loop or a dangling
+    link, unreadable, empty), without opening it; return None for a regular file."""
+    _stat(Path(item).expanduser(), source or str(item))
+    return None
+
+
+def _stat(path: Path, src: str) -> os.stat_result:
+    try:
+        st = os.stat(path)  # follows symlinks
+    except FileNotFoundError:
+        if path.is_symlink():
+            raise InputError(f"{src}: broken symbolic link (its target {os.readlink(path)} does not exist)",
+                             "point it at an image file") from None
+        raise InputError(f"{src}: no such file", "check the path") from None
+    except OSError as e:
+        if e.errno == errno.ELOOP:
+            raise InputError(f"{src}: symbolic link loop (too many levels of symbolic links)",
+                             "point the link at an image file") from None
+        raise InputError(f"{src}: cannot read ({e.strerror})") from None
+    if stat.S_ISDIR(st.st_mode):
+        raise InputError(f"{src}: is a directory, not an image file", "pass image files, e.g. DIR/*.jpg")
+    if not stat.S_ISREG(st.st_mode):
+        raise _not_a_file(src, st.st_mode, os.path.realpath(path) if path.is_symlink() else None)
+    if st.st_size == 0:
+        raise InputError(f"{src}: empty file (0 bytes)")
+    return st
+
+
+def read_file(item: str | os.PathLike, src: str) -> bytes:
+    """The bytes of a regular file. Anything else is refused before a byte is read; the file is
+    opened non-blocking and checked again on the open descriptor, so a path swapped for a FIFO
+    in between cannot block."""
+    path = Path(item).expanduser()
+    _stat(path, src)
+    try:
+        fd = os.open(path, os.O_RDONLY | getattr(os, "O_NONBLOCK", 0) | getattr(os, "O_CLOEXEC", 0))
+    except OSError as e:
+        raise InputError(f"{src}: cannot read ({e.strerror})") from None
+    with os.fdopen(fd, "rb") as fh:
+        st = os.fstat(fd)
+        if not stat.S_ISREG(st.st_mode):
+            raise _not_a_file(src, st.st_mode, None)
+        try:
+            data = fh.read()
+        except OSError as e:
+            raise InputError(f"{src}: cannot read ({e.strerror})") from None
+    if not data:
+        raise InputError(f"{src}: empty file (0 bytes)")
+    return data
+
+
 def load_image(item: ImageInput, *, source: str | None = None, working_side: int = WORKING_SIDE) -> LoadedImage:
     """Load and normalise one image; raise :class:`InputError` with a clear message if unusable."""
     if isinstance(item, LoadedImage):
@@ -153,23 +222,8 @@ def load_image(item: ImageInput, *, source: str | None = None, working_side: int
             raise InputError(f"{src}: empty file (0 bytes)")
         img = _open(bytes(item), src)
     elif isinstance(item, (str, os.PathLike)):
-        path = Path(item).expanduser()
         src = source or str(item)
-        if not path.exists():
-            raise InputError(f"{src}: no such file", "check the path")
-        if path.is_dir():
-            raise InputError(f"{src}: is a directory, not an image file", "pass image files, e.g. DIR/*.jpg")
-        try:
-            size = path.stat().st_size
-        except OSError as e:
-            raise InputError(f"{src}: cannot read ({e.strerror})") from None
-        if size == 0:
-            raise InputError(f"{src}: empty file (0 bytes)")
-        try:
-            data = path.read_bytes()
-        except OSError as e:
-            raise InputError(f"{src}: cannot read ({e.strerror})") from None
-        img = _open(data, src)
+        img = _open(read_file(item, src), src)
     else:
         raise InputError(f"unsupported image input of type {type(item).__name__}", "pass a path, bytes or a PIL image")
     notes = []

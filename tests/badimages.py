@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import struct
 import zlib
 from pathlib import Path
@@ -35,7 +36,14 @@ ERROR_CASES = [
     ("truncated", "truncated or corrupt"),
     ("non_image", "not an image"),
     ("huge_header", "above the limit"),
+    ("fifo", "is a named pipe (FIFO), not an image file"),
+    ("dev_zero_link", "is a character device (/dev/zero), not an image file"),
+    ("symlink_loop", "symbolic link loop"),
+    ("broken_link", "broken symbolic link (its target"),
 ]
+
+#: the cases that are not regular files (issue 11): they must never be opened for reading
+SPECIAL_CASES = ["fifo", "dev_zero_link", "symlink_loop", "broken_link"]
 
 
 def make_error_cases(root: Path) -> dict[str, Path]:
@@ -58,6 +66,17 @@ def make_error_cases(root: Path) -> dict[str, Path]:
     fake.write_text("this is a text file pretending to be a JPEG\n" * 20)
     cases["non_image"] = fake
     cases["huge_header"] = huge_png_header(root / "huge_header.png")
+    fifo = root / "pipe.jpg"
+    if not fifo.exists():
+        os.mkfifo(fifo)
+    cases["fifo"] = fifo
+    for name, target in (("zero.jpg", "/dev/zero"), ("loop_a.jpg", root / "loop_b.jpg"),
+                         ("loop_b.jpg", root / "loop_a.jpg"), ("dangling.jpg", root / "gone.jpg")):
+        if not (root / name).is_symlink():
+            (root / name).symlink_to(target)
+    cases["dev_zero_link"] = root / "zero.jpg"
+    cases["symlink_loop"] = root / "loop_a.jpg"
+    cases["broken_link"] = root / "dangling.jpg"
     return cases
 
 

@@ -9,14 +9,25 @@ import subprocess
 import sys
 
 import pytest
+from pinning import pin_machine
+
 from kever.agent.fusion import MIKELS8
 from kever.agent.reasoner import Reasoner
 
 pytestmark = pytest.mark.slow
 
 
+@pytest.fixture(scope="module", autouse=True)
+def pinned_machine(tmp_path_factory):
+    """No CUDA device and an empty Hugging Face cache, on every machine: ``auto`` must not pick
+    a preset from weights that happen to be cached here, nor models run on a GPU."""
+    with pytest.MonkeyPatch.context() as mp:
+        pin_machine(mp, tmp_path_factory.mktemp("hf_home"))
+        yield
+
+
 @pytest.fixture(scope="module")
-def offline():
+def offline(pinned_machine):
     return Reasoner.from_preset("offline")
 
 
@@ -33,6 +44,8 @@ def test_offline_preset_on_a_real_photo(offline, flickr_dev):
 
     assert check(j.rationale, type("S", (), {**j.__dict__, "labels": offline.labelset(None)})()) is None
     assert {"colour", "alignment"} <= set(j.streams)
+    again = offline.explain(photo)  # on a pinned CPU: the same words every time
+    assert (again.label, again.rationale_kind, again.rationale) == (j.label, j.rationale_kind, j.rationale)
 
 
 def test_offline_demo_image_is_positive(offline, demo_image):
@@ -47,7 +60,8 @@ def test_auto_preset_falls_back_to_offline_and_says_so(demo_image):
     r = Reasoner.from_preset("auto")
     assert r.preset == "offline"
     j = r.explain(demo_image, rationale=False)
-    assert any("auto: chose 'offline'" in w for w in j.warnings)
+    (why,) = [w for w in j.warnings if w.startswith("auto: chose 'offline'")]
+    assert "gpu: no CUDA device" in why and "cpu: weights for vlm, aligner not present" in why
 
 
 @pytest.fixture(scope="module")

@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from badimages import ERROR_CASES, huge_png_header, make_error_cases, make_good_cases
+from badimages import ERROR_CASES, SPECIAL_CASES, huge_png_header, make_error_cases, make_good_cases
 from kever.errors import InputError
 from kever.images import load_image
 
@@ -117,3 +117,29 @@ def test_pil_input_applies_orientation_and_mode():
     img = Image.new("LA", (30, 20))
     im = load_image(img)
     assert im.image.mode == "RGB" and im.original_size == (30, 20) and im.source == "<image>"
+
+
+@pytest.mark.timeout(60)
+@pytest.mark.parametrize("case", SPECIAL_CASES)
+def test_special_files_are_named_for_what_they_are_and_never_read(error_cases, case):
+    """A FIFO with no writer would block a reader forever; /dev/zero would never end."""
+    words = dict(ERROR_CASES)[case]
+    for _ in range(2):  # twice: the first refusal leaves nothing open or half-read behind
+        with pytest.raises(InputError) as info:
+            load_image(error_cases[case])
+        assert words in str(info.value) and "no such file" not in str(info.value)
+        assert "empty file" not in str(info.value)
+
+
+def test_check_path_says_the_same_as_load_image(error_cases):
+    from kever.images import check_path
+
+    for case, path in error_cases.items():
+        if case in ("truncated", "non_image", "huge_header"):
+            assert check_path(path) is None  # a regular file: only decoding can tell
+            continue
+        with pytest.raises(InputError) as early:
+            check_path(path)
+        with pytest.raises(InputError) as late:
+            load_image(path)
+        assert str(early.value) == str(late.value)

@@ -90,8 +90,11 @@ def test_emotions_of(kb):
     assert max(e6.distribution, key=e6.distribution.get) == "joy"
     s = kb.emotions_of("funerals", taxonomy="sentiment")
     assert s.match == "variant" and s.distribution["negative"] > 0.9
+    # no entry for the phrase: its words are looked up one by one, and only "clown" has entries
+    assert kb.lookup("grinning clown face") == []
     tok = kb.emotions_of("grinning clown face")
-    assert tok.match in ("tokens", "exact", "search") and tok.evidence
+    assert tok.match == "tokens"
+    assert [h.id for h in tok.evidence] == [h.id for h in kb.lookup("clown")] != []
     assert kb.resolve("funeral", search=False)[1] == "exact" and kb.resolve("zzqxv", search=False) == ([], "none")
     unknown = kb.emotions_of("zzqxv")
     assert unknown.match == "none" and unknown.valence is None

@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+import os
+
 import numpy as np
 import pytest
 from PIL import Image
+from pinning import pin_machine
 from pydantic import ValidationError
 
 from kever.agent.models import (
@@ -26,6 +29,38 @@ from kever.agent.models.spec import package_dir
 from kever.errors import ConfigError, InputError, ModelUnavailable
 
 IMG = [{"role": "user", "content": [{"type": "image"}, {"type": "text", "text": "what mood?"}]}]
+SMOLVLM = "HuggingFaceTB/SmolVLM-256M-Instruct"
+
+
+@pytest.fixture(autouse=True)
+def pinned(tmp_path, monkeypatch):
+    """"Not available" must mean the same on a machine whose HF cache holds SmolVLM or CLIP."""
+    return pin_machine(monkeypatch, tmp_path / "hf_home")
+
+
+def fake_hub_cache(root, repo_id: str, files: dict[str, str]):
+    """A Hugging Face cache folder holding ``files`` of ``repo_id``, in the hub's own layout."""
+    repo = root / ("models--" + repo_id.replace("/", "--"))
+    snap = repo / "snapshots" / ("0" * 40)
+    snap.mkdir(parents=True)
+    (repo / "refs").mkdir()
+    (repo / "refs" / "main").write_text("0" * 40)
+    for name, text in files.items():
+        (snap / name).write_text(text)
+    return root
+
+
+def test_the_pin_hides_this_machines_cached_weights(tmp_path, monkeypatch, pinned):
+    import huggingface_hub.constants as hf_constants
+
+    machine = fake_hub_cache(tmp_path / "machine_cache", SMOLVLM, {"config.json": "{}"})
+    monkeypatch.setattr(hf_constants, "HF_HUB_CACHE", str(machine))  # as on a machine that pulled SmolVLM
+    assert weights_available(ModelSpec(backend="transformers", model=SMOLVLM))
+    pin_machine(monkeypatch, tmp_path / "again")
+    assert not weights_available(ModelSpec(backend="transformers", model=SMOLVLM))
+    import torch
+
+    assert torch.cuda.is_available() is False and os.environ["CUDA_VISIBLE_DEVICES"] == ""
 
 
 def test_fake_vlm_queue_records_calls_and_default():

@@ -58,16 +58,27 @@ def test_generate_with_image_decodes_only_new_tokens_greedily(tiny_vlm, demo_ima
     assert isinstance(a, str) and a == b  # greedy by default
     assert 0 < tiny_vlm.last_new_tokens <= 12
     assert "What mood" not in a and "Assistant:" not in a
-    # a different image changes the (random) model's conditional output path
+    # a different image changes the (random) model's conditional output: the pixels reach it
     other = tiny_vlm.generate(ASK, [Image.new("RGB", (64, 48), (250, 250, 0))], max_new_tokens=12)
-    assert isinstance(other, str)
+    assert isinstance(other, str) and other and other != a
 
 
 def test_generate_text_only_and_sampling(tiny_vlm):
+    import torch
+
     msgs = [{"role": "user", "content": "Say something."}]
     out = tiny_vlm.generate(msgs, max_new_tokens=5)
-    assert isinstance(out, str) and tiny_vlm.last_new_tokens <= 5
-    tiny_vlm.generate(msgs, max_new_tokens=5, temperature=0.8)
+    assert isinstance(out, str) and out and tiny_vlm.last_new_tokens <= 5
+    assert tiny_vlm.generate(msgs, max_new_tokens=5) == out  # greedy: the same every time
+    # temperature > 0 samples: the seed decides, so seeds differ and one seed repeats
+    sampled = []
+    for seed in range(4):
+        torch.manual_seed(seed)
+        sampled.append(tiny_vlm.generate(msgs, max_new_tokens=5, temperature=0.8))
+        assert 0 < tiny_vlm.last_new_tokens <= 5
+    assert len(set(sampled)) > 1, sampled
+    torch.manual_seed(0)
+    assert tiny_vlm.generate(msgs, max_new_tokens=5, temperature=0.8) == sampled[0]
 
 
 def test_generate_mismatched_images_is_input_error(tiny_vlm):
@@ -89,8 +100,12 @@ def test_bitsandbytes_load_on_cpu(tiny_vlm_dir, demo_image, bits):
     assert isinstance(out, str) and vlm.last_new_tokens <= 4
 
 
-def test_hub_ids_without_network_are_model_unavailable():
+def test_hub_ids_without_network_are_model_unavailable(tmp_path, monkeypatch):
+    from pinning import pin_machine
+
     from kever.agent.models import load_text_lm
+
+    pin_machine(monkeypatch, tmp_path / "hf_home")  # a machine whose cache holds SmolVLM must still refuse
     from kever.errors import ModelUnavailable
 
     with pytest.raises(ModelUnavailable, match="cannot load VLM"):

@@ -61,8 +61,14 @@ def test_generate_follows_the_chat_template(smollm2):
 
 
 def test_list_content_is_flattened_and_images_refused(smollm2):
-    msgs = [{"role": "user", "content": [{"type": "text", "text": "Say hello."}]}]
-    assert isinstance(smollm2.generate(msgs, max_new_tokens=4), str)
+    msgs = [{"role": "user", "content": [{"type": "text", "text": "Say hello."}, {"type": "text", "text": "Be brief."}]}]
+    flat = [{"role": "user", "content": "Say hello.\nBe brief."}]
+    # parts become one text: the very prompt the string form gives, so the same greedy answer
+    assert smollm2._prompt_ids(msgs)["input_ids"].tolist() == smollm2._prompt_ids(flat)["input_ids"].tolist()
+    text = smollm2.tokenizer.decode(smollm2._prompt_ids(msgs)["input_ids"][0])
+    assert "Say hello." in text and "Be brief." in text and "'type'" not in text
+    out = smollm2.generate(msgs, max_new_tokens=4)
+    assert out and out == smollm2.generate(flat, max_new_tokens=4)
     with pytest.raises(ConfigError, match="cannot take images"):
         smollm2.generate(msgs, images=[object()], max_new_tokens=4)
 

@@ -126,3 +126,23 @@ def test_several_good_images_give_a_list(demo_image):
     assert [o["source"] for o in out] == [str(demo_image), str(other)]
     assert out[1]["objects"][0]["label"] == "espresso"
     assert out[0]["faces"] == [] and "faces" not in out[0]["models"]
+
+
+def test_special_files_among_good_images(demo_image, error_cases):
+    """A FIFO, /dev/zero behind a link, a link loop and a dangling link between good images:
+    each gets its own line (not "empty file"), the good ones are still measured, nothing blocks."""
+    from badimages import SPECIAL_CASES
+
+    bad = [str(error_cases[c]) for c in SPECIAL_CASES]
+    args = [str(demo_image), *bad, str(demo_image)]
+    proc = kever("perceive", "--json", "-e", "colour", *args, timeout=120)
+    assert proc.returncode != 0 and "Traceback" not in proc.stderr
+    err_lines = [line for line in proc.stderr.splitlines() if line.strip()]
+    assert len(err_lines) == len(bad), proc.stderr
+    words = dict(ERROR_CASES)
+    for case, path, line in zip(SPECIAL_CASES, bad, err_lines):
+        assert line.startswith(f"kever: error: {path}: ") and words[case] in line
+        assert "empty file" not in line and "no such file" not in line
+    out = json.loads(proc.stdout)
+    assert [o["source"] for o in out] == args
+    assert "error" not in out[0] and "error" not in out[-1] and out[0]["brightness"] is not None

@@ -104,7 +104,7 @@ def test_onnx_export_is_cached_and_agrees_with_torch(perceiver, session_cache):
     assert a[0].score == pytest.approx(b[0].score, abs=1e-3)
 
 
-def test_benchmark_script_writes_its_figures(flickr_dev, tmp_path):
+def test_benchmark_script_writes_its_figures(flickr_dev, tmp_path, perceiver):
     import json
     import subprocess
     import sys
@@ -124,4 +124,9 @@ def test_benchmark_script_writes_its_figures(flickr_dev, tmp_path):
     assert data["images"] == 3 and not data["errors"]
     assert set(data["median_s_per_image"]) == {"colour", "faces", "objects", "text"}
     assert data["end_to_end_median_s"] > 0 and data["peak_rss_mb"] > 0
-    assert 0 <= data["faces"]["images_with_face"] <= 3
+    # the same three images (the first by number) through this session's perceiver
+    rows = (flickr_dev / "ground_truth.txt").read_text().split("\n")[1:]
+    names = sorted((r.split()[0] for r in rows if len(r.split()) == 9), key=lambda n: int(n.split(".")[0]))[:3]
+    with_face = sum(bool(perceiver.perceive(flickr_dev / "images" / n).faces) for n in names)
+    assert data["faces"]["images_with_face"] == with_face
+    assert data["faces"]["share_with_face"] == round(with_face / 3, 3)
