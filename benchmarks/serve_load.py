@@ -51,7 +51,7 @@ def main(argv: list[str] | None = None) -> dict:
     import openai
 
     from kever.paths import ASSETS_DIR
-    from kever.server.testing import ServerProcess
+    from kever.serve.testing import ServerProcess
 
     images = sorted(ASSETS_DIR.glob("*.jpg"))
     urls = ["data:image/jpeg;base64," + base64.b64encode(p.read_bytes()).decode() for p in images]

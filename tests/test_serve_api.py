@@ -19,7 +19,7 @@ import openai
 import pytest
 from PIL import Image
 
-from kever.server.testing import ServerProcess
+from kever.serve.testing import ServerProcess
 
 pytestmark = pytest.mark.slow
 KEY = "test-key-123"

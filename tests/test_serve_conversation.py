@@ -1,4 +1,4 @@
-"""The chat graph (kever.server.conversation) and follow-up parsing, in-process."""
+"""The chat graph (kever.serve.conversation) and follow-up parsing, in-process."""
 
 from __future__ import annotations
 
@@ -7,8 +7,8 @@ import pytest
 from kever.agent.fake_reasoner import FakeReasoner
 from kever.agent.judgment import Judgment
 from kever.images import load_image
-from kever.server.conversation import Conversations, strict_serde
-from kever.server.intents import parse
+from kever.serve.conversation import Conversations, strict_serde
+from kever.serve.intents import parse
 
 MIKELS8 = ["amusement", "awe", "contentment", "excitement", "anger", "disgust", "fear", "sadness"]
 
@@ -117,7 +117,7 @@ def test_reasoner_graph_is_not_checkpointed_as_a_subgraph(tmp_path, demo_image):
 
 def test_projected_label_sets_are_explained_honestly():
     from kever.agent.judgment import Evidence
-    from kever.server import answers
+    from kever.serve import answers
 
     j = Judgment(label="joy", scores={"joy": 0.7, "fear": 0.3}, confidence=0.7, valence=0.5, arousal=0.5,
                  evidence=[Evidence(id="k1", source="s", text="bright", weights={"amusement": 0.9})],

@@ -13,7 +13,7 @@ import httpx
 import openai
 import pytest
 
-from kever.server.testing import ServerProcess
+from kever.serve.testing import ServerProcess
 
 pytestmark = pytest.mark.slow
 

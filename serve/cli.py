@@ -6,7 +6,7 @@ from pathlib import Path
 
 import click
 
-from kever.server.config import FAKE_REASONER_PRESET, ServeConfig
+from kever.serve.config import FAKE_REASONER_PRESET, ServeConfig
 
 
 def build_reasoner(preset: str):
@@ -40,7 +40,7 @@ def serve(host, port, api_key, preset, db, allow_remote_images, allow_private_ur
     """Serve kever over an OpenAI-compatible API (/v1/chat/completions, /v1/emotion, /v1/models)."""
     import uvicorn
 
-    from kever.server.app import create_app
+    from kever.serve.app import create_app
 
     config = ServeConfig(host=host, port=port, api_key=api_key or None, preset=preset, db=db,
                          allow_remote_images=allow_remote_images, allow_private_urls=allow_private_urls,

@@ -29,14 +29,14 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 from kever.errors import KeverError
 from kever.images import LoadedImage
 from kever.paths import home
-from kever.server import openai_errors as oe
-from kever.server.config import ServeConfig
-from kever.server.conversation import Conversations
-from kever.server.image_input import decode_base64, decode_image, image_bytes_from_url
-from kever.server.metrics import Metrics
-from kever.server.schemas import ChatRequest, EmotionRequest
+from kever.serve import openai_errors as oe
+from kever.serve.config import ServeConfig
+from kever.serve.conversation import Conversations
+from kever.serve.image_input import decode_base64, decode_image, image_bytes_from_url
+from kever.serve.metrics import Metrics
+from kever.serve.schemas import ChatRequest, EmotionRequest
 
-log = logging.getLogger("kever.server")
+log = logging.getLogger("kever.serve")
 
 #: model id -> label set used for a new image.
 MODEL_LABELS = {"": "mikels8", "-emotion6": "emotion6", "-sentiment": "sentiment"}

@@ -23,8 +23,8 @@ from typing import Annotated, Any, Callable, TypedDict
 
 from kever.agent.judgment import Judgment
 from kever.images import LoadedImage
-from kever.server import answers
-from kever.server.intents import Intent, parse
+from kever.serve import answers
+from kever.serve.intents import Intent, parse
 
 
 class TurnState(TypedDict, total=False):

@@ -1,15 +1,15 @@
-"""kever.server: an OpenAI-compatible chat server over the reasoner (``kever serve``).
+"""kever.serve: an OpenAI-compatible chat server over the reasoner (``kever serve``).
 
 ``create_app(config, reasoner_factory)`` builds the FastAPI app; the reasoner is built once
 at start-up and shared by every request (one model call at a time, behind a bounded queue).
 """
 
-from kever.server.config import ServeConfig
+from kever.serve.config import ServeConfig
 
 __all__ = ["ServeConfig", "create_app"]
 
 
 def create_app(*args, **kwargs):  # lazy: fastapi is an optional extra
-    from kever.server.app import create_app as _create_app
+    from kever.serve.app import create_app as _create_app
 
     return _create_app(*args, **kwargs)
