@@ -1,7 +1,9 @@
 """kever.serve: an OpenAI-compatible chat server over the reasoner (``kever serve``).
 
-``create_app(config, reasoner_factory)`` builds the FastAPI app; the reasoner is built once
-at start-up and shared by every request (one model call at a time, behind a bounded queue).
+The top floor: it uses the reasoner (``kever.agent``) and the ground floor (``kever``);
+nothing below imports it. ``create_app(config, reasoner)`` builds the FastAPI app; the
+reasoner is built once at start-up and shared by every request (one model call at a time,
+behind a bounded queue).
 """
 
 from kever.serve.config import ServeConfig

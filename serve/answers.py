@@ -1,12 +1,15 @@
 """Chat replies composed from a stored judgment (scores, cues, evidence): no model is run.
 
-Every claim cites the ids of the cues ([C1]) and knowledge entries ([cue:colour:dark]) it
-comes from, so an answer can be traced back to the judgment's JSON (/v1/emotion).
+Every claim is traced to the cues and knowledge entries it comes from, in words a person
+reads: the rationale's citations become numbered sources (``¹``) listed at the end of the
+reply (see :mod:`kever.serve.render`); a knowledge line names its source and the cues that
+retrieved it. The ids themselves stay in the judgment's JSON (``/v1/emotion``).
 """
 
 from __future__ import annotations
 
 from kever.agent.judgment import Cue, Evidence, Judgment
+from kever.serve.render import Sources, source_name, with_sources
 
 
 def _pct(p: float) -> str:
@@ -15,6 +18,10 @@ def _pct(p: float) -> str:
 
 def _ranked(j: Judgment) -> list[tuple[str, float]]:
     return sorted(j.scores.items(), key=lambda kv: -kv[1])
+
+
+def _cues_of(j: Judgment, e: Evidence) -> list[Cue]:
+    return [c for c in j.cues if c.id in e.cue_ids]
 
 
 def _cues_for(j: Judgment, ev: list[Evidence]) -> list[Cue]:
@@ -28,14 +35,20 @@ def _support(j: Judgment, label: str, k: int = 4) -> list[Evidence]:
     return sorted(ev, key=lambda e: -(e.weights.get(label, 0.0) * max(e.score, 1e-3)))[:k]
 
 
-def _ev_line(e: Evidence, label: str) -> str:
-    cites = "".join(f"[{c}]" for c in e.cue_ids)
-    ref = f"{e.ref}: {e.id}" if getattr(e, "ref", "") else e.id
-    return f"- {e.text} (weight for {label} {e.weights.get(label, 0.0):.2f}) [{ref}]{cites}"
+def _ev_line(j: Judgment, e: Evidence, label: str) -> str:
+    seen = _cues_of(j, e)
+    because = f"; the image shows {_and([c.text for c in seen])}" if seen else ""
+    source = f" — {source_name(e.source)}" if e.source else ""
+    return f"- {e.text} (weight for {label} {e.weights.get(label, 0.0):.2f}{because}){source}"
 
 
 def _cue_line(c: Cue) -> str:
-    return f"- {c.family}: {c.text} (confidence {c.confidence:.2f}) [{c.id}]"
+    return f"- {c.family}: {c.text} (confidence {c.confidence:.2f})"
+
+
+def _and(items: list[str]) -> str:
+    items = [f"“{x}”" for x in items]
+    return items[0] if len(items) == 1 else ", ".join(items[:-1]) + " and " + items[-1]
 
 
 def scores_table(j: Judgment) -> str:
@@ -43,15 +56,16 @@ def scores_table(j: Judgment) -> str:
 
 
 def first_answer(j: Judgment) -> str:
+    src = Sources(j)
     top = _ranked(j)[:3]
     lines = [f"**{j.label}** ({_pct(j.confidence)} confidence; valence {j.valence:+.2f}, arousal {j.arousal:.2f})."]
     if len(top) > 1:
         lines.append("Next: " + ", ".join(f"{n} {_pct(p)}" for n, p in top[1:]) + ".")
     if j.rationale:
-        lines += ["", j.rationale]
+        lines += ["", src.cite(j.rationale)]
     lines += ["", "Ask a follow-up: \"why not <emotion>?\", \"what in the image made it "
               f"{j.label}?\", \"answer for Ekman's six instead\", \"show the scores\"."]
-    return "\n".join(lines)
+    return with_sources("\n".join(lines), src)
 
 
 def _projected(j: Judgment, label: str) -> str | None:
@@ -78,7 +92,7 @@ def support(j: Judgment, label: str | None) -> str:
     if not ev:
         return f"{head}: no knowledge entry in this judgment supports {label}; its score comes from the prior " \
                f"and the other streams.\n\nCues seen:\n" + "\n".join(_cue_line(c) for c in j.cues[:5])
-    out = [f"{head}:", "", "Knowledge used:", *(_ev_line(e, label) for e in ev), "", "From these cues in the image:"]
+    out = [f"{head}:", "", "Knowledge used:", *(_ev_line(j, e, label) for e in ev), "", "From these cues in the image:"]
     out += [_cue_line(c) for c in _cues_for(j, ev)]
     return "\n".join(out)
 
@@ -98,9 +112,9 @@ def contrast(j: Judgment, label: str) -> str:
     for_top = [e for e in _support(j, j.label, 3) if e.weights.get(j.label, 0) > e.weights.get(label, 0)]
     for_it = _support(j, label, 3)
     if for_top:
-        out += ["", f"Evidence that favours {j.label} over {label}:", *(_ev_line(e, j.label) for e in for_top)]
+        out += ["", f"Evidence that favours {j.label} over {label}:", *(_ev_line(j, e, j.label) for e in for_top)]
     if for_it:
-        out += ["", f"What did point towards {label}, more weakly:", *(_ev_line(e, label) for e in for_it)]
+        out += ["", f"What did point towards {label}, more weakly:", *(_ev_line(j, e, label) for e in for_it)]
     else:
         out += ["", f"No cue or knowledge entry in this judgment points to {label}."]
     return "\n".join(out)
@@ -111,8 +125,9 @@ def scores(j: Judgment) -> str:
            f"valence {j.valence:+.2f}, arousal {j.arousal:.2f}"
 
 
-def relabeled(j: Judgment) -> str:
-    return f"Re-scored over {', '.join(j.scores)} from the same cues and evidence (perception not re-run):\n\n" + first_answer(j)
+def relabeled(j: Judgment, why: str = "") -> str:
+    return f"Re-scored over {', '.join(j.scores)} from the same cues and evidence (perception not re-run){why}:\n\n" \
+        + first_answer(j)
 
 
 def not_in_set(j: Judgment, label: str) -> str:
