@@ -37,9 +37,9 @@ def _support(j: Judgment, label: str, k: int = 4) -> list[Evidence]:
 
 def _ev_line(j: Judgment, e: Evidence, label: str) -> str:
     seen = _cues_of(j, e)
-    because = f"; the image shows {_and([c.text for c in seen])}" if seen else ""
-    source = f" — {source_name(e.source)}" if e.source else ""
-    return f"- {e.text} (weight for {label} {e.weights.get(label, 0.0):.2f}{because}){source}"
+    lead = f"Seen: {_and([c.text for c in seen])}. " if seen else ""
+    source = f"; {source_name(e.source)}" if e.source else ""
+    return f"- {lead}{e.text} (weight {e.weights.get(label, 0.0):.2f} for {label}{source})"
 
 
 def _cue_line(c: Cue) -> str:
@@ -63,9 +63,9 @@ def first_answer(j: Judgment) -> str:
         lines.append("Next: " + ", ".join(f"{n} {_pct(p)}" for n, p in top[1:]) + ".")
     if j.rationale:
         lines += ["", src.cite(j.rationale)]
-    lines += ["", "Ask a follow-up: \"why not <emotion>?\", \"what in the image made it "
-              f"{j.label}?\", \"answer for Ekman's six instead\", \"show the scores\"."]
-    return with_sources("\n".join(lines), src)
+    hint = ("Ask a follow-up: \"why not <emotion>?\", \"what in the image made it "
+            f"{j.label}?\", \"answer for Ekman's six instead\", \"show the scores\".")
+    return with_sources("\n".join(lines), src) + "\n\n" + hint
 
 
 def _projected(j: Judgment, label: str) -> str | None:

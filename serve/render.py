@@ -18,6 +18,7 @@ _SUP = str.maketrans("0123456789", "⁰¹²³⁴⁵⁶⁷⁸⁹")
 #: a run of one or more bracketed ids, with the spaces before it: " [C2][E1]", " [C1, E3]"
 _RUN = re.compile(r"\s*(?:\[[A-Za-z][\w.:/-]{0,80}(?:\s*[,;]\s*[A-Za-z][\w.:/-]{0,80})*\])+")
 _ID = re.compile(r"[A-Za-z][\w.:/-]{0,80}")
+_KEVER_FILE = re.compile(r"\s*\(kever [^()]*\)")  # "(kever cues/colour.yaml)": provenance kept in the JSON
 
 
 def sup(n: int) -> str:
@@ -71,18 +72,15 @@ class Sources:
 
 
 def source_name(source: str) -> str:
-    """A short, readable name for where a knowledge entry comes from."""
-    s = source.strip()
-    return s[:120] + ("…" if len(s) > 120 else "")
+    """Where a knowledge entry comes from, for a person: the literature, without kever's file name."""
+    s = _KEVER_FILE.sub("", source.strip()).strip()
+    return s[:160] + ("…" if len(s) > 160 else "")
 
 
 def describe(item: Cue | Evidence) -> str:
     if isinstance(item, Cue):
-        return f"Seen in the image ({item.family}): {item.text} (confidence {item.confidence:.2f})"
-    top = sorted(item.weights.items(), key=lambda kv: -kv[1])[:2]
-    assoc = ", ".join(f"{k} {v:.2f}" for k, v in top)
-    return f"Knowledge: {item.text}" + (f" (associated with {assoc})" if assoc else "") + \
-        (f"; source: {source_name(item.source)}" if item.source else "")
+        return f"Seen in the image: {item.text} ({item.family}, confidence {item.confidence:.2f})"
+    return f"Knowledge: {item.text}" + (f" — {source_name(item.source)}" if item.source else "")
 
 
 def with_sources(body: str, sources: Sources) -> str:
@@ -122,4 +120,4 @@ class Progress:
             self._open.discard(node)
             return None  # announced at its start
         text = STEPS.get(node, node.replace("_", " ").capitalize())
-        return None if text is None else f"{text} …\n" if status == "start" else f"{text}\n"
+        return None if text is None else f"{text}\n"

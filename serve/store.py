@@ -34,6 +34,8 @@ from kever.agent.judgment import Judgment
 SCHEMA_VERSION = 1
 #: the retention policy runs when a conversation is created and after every this many turns
 PRUNE_EVERY = 50
+#: bytes the write-ahead log file is truncated to after each checkpoint
+WAL_LIMIT = 4 * 1024 * 1024
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS conversations (
   id TEXT PRIMARY KEY,
@@ -98,6 +100,7 @@ class Store:
             c.execute("PRAGMA auto_vacuum=INCREMENTAL")  # only takes effect before the first table
         c.execute("PRAGMA journal_mode=WAL")
         c.execute("PRAGMA synchronous=NORMAL")
+        c.execute(f"PRAGMA journal_size_limit={WAL_LIMIT}")  # the WAL file is cut back to this after a checkpoint
         c.execute("PRAGMA foreign_keys=ON")
         version = c.execute("PRAGMA user_version").fetchone()[0]
         if version > SCHEMA_VERSION:

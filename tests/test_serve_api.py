@@ -151,7 +151,7 @@ def test_answer_cites_sources_readably(client, demo_image):
     assert "[C1]" not in text and "[fake:1]" not in text
     assert "evokes " + r.model_extra["kever"]["label"] + "¹,²." in text
     sources = text.split("**Sources**", 1)[1]
-    assert "¹ Seen in the image (colour): fake cue" in sources and "² Knowledge: fake evidence" in sources
+    assert "¹ Seen in the image: fake cue (colour, confidence 1.00)" in sources and "² Knowledge: fake evidence — fake" in sources
 
 
 def test_streaming_shows_progress_then_answer(client, demo_image, image_factory):

@@ -217,17 +217,17 @@ def test_chat_text_renders_citations_as_numbered_sources():
     j = Judgment(label="sadness", scores={"sadness": 0.7, "fear": 0.3}, confidence=0.7, valence=-0.5, arousal=0.3,
                  cues=[Cue(id="C1", family="colour", text="dark, muted palette", source="perception:colour", confidence=0.8),
                        Cue(id="C2", family="people", text="a lone figure", source="perception:faces", confidence=0.6)],
-                 evidence=[Evidence(id="cue:colour:dark", ref="E1", source="Valdez & Mehrabian 1994", text="dark colours feel sad",
+                 evidence=[Evidence(id="cue:colour:dark", ref="E1", source="Valdez & Mehrabian 1994 (kever cues/colour.yaml)", text="dark colours feel sad",
                                     weights={"sadness": 0.9}, cue_ids=["C1"])],
                  rationale="The muted palette [C1][E1] and the lone figure [C2] evoke sadness; see [E1] [note].")
     text = answers.first_answer(j)
     assert "The muted palette¹,² and the lone figure³ evoke sadness; see² [note]." in text  # unknown [note] kept
     foot = text.split("**Sources**", 1)[1]
-    assert "- ¹ Seen in the image (colour): dark, muted palette (confidence 0.80)" in foot
-    assert "- ² Knowledge: dark colours feel sad (associated with sadness 0.90); source: Valdez & Mehrabian 1994" in foot
-    assert "- ³ Seen in the image (people): a lone figure" in foot
+    assert "- ¹ Seen in the image: dark, muted palette (colour, confidence 0.80)" in foot
+    assert "- ² Knowledge: dark colours feel sad — Valdez & Mehrabian 1994\n" in foot  # kever's file name left out
+    assert "- ³ Seen in the image: a lone figure (people, confidence 0.60)" in foot
     support = answers.support(j, "sadness")
-    assert "- dark colours feel sad (weight for sadness 0.90; the image shows “dark, muted palette”) — Valdez & Mehrabian 1994" in support
+    assert "- Seen: “dark, muted palette”. dark colours feel sad (weight 0.90 for sadness; Valdez & Mehrabian 1994)" in support
     assert "[" not in support
 
 
@@ -242,5 +242,5 @@ def test_progress_is_one_line_per_step():
               {"node": "reconcile", "status": "end"},  # a reasoner that reports only ends
               {"node": "judge", "status": "end"}, {"node": "answer", "status": "end"}]
     lines = [x for x in map(p.line, events) if x]
-    assert lines == ["Looking at the image: colour, faces, objects, text …\n", "Looking up what is known about these cues …\n",
-                     "Looking up what is known about these cues …\n", "Weighing the evidence\n"]
+    assert lines == ["Looking at the image: colour, faces, objects, text\n", "Looking up what is known about these cues\n",
+                     "Looking up what is known about these cues\n", "Weighing the evidence\n"]

@@ -42,7 +42,7 @@ def test_chat_follow_ups_and_emotion_with_real_reasoner(preset, tmp_path, demo_i
             cid = (chunk.model_extra or {}).get("kever", {}).get("conversation_id") or cid
         # one line per step of the real graph, in words
         assert nodes[:3] == ["perceive", "describe_cues", "retrieve"] and len(nodes) == len(progress)
-        assert progress[0] == "Looking at the image: colour, faces, objects, text …\n"
+        assert progress[0] == "Looking at the image: colour, faces, objects, text\n"
         first = "".join(content)
         assert not re.search(r"\[[CE]\d+\]", first), first  # citations rendered as numbered sources
         h = {"X-Conversation-Id": cid}
