@@ -21,6 +21,7 @@ import or call code.
 from __future__ import annotations
 
 import json
+import logging
 import sqlite3
 import threading
 import time
@@ -30,6 +31,8 @@ from typing import Any
 from pydantic import BaseModel, Field
 
 from kever.agent.judgment import Judgment
+
+log = logging.getLogger("kever.serve")
 
 SCHEMA_VERSION = 1
 #: the retention policy runs when a conversation is created and after every this many turns
@@ -110,6 +113,9 @@ class Store:
                               f"{SCHEMA_VERSION}", "use a newer kever or another --db")
         c.executescript(SCHEMA)
         c.execute(f"PRAGMA user_version={SCHEMA_VERSION}")
+        if c.execute("SELECT 1 FROM sqlite_master WHERE type='table' AND name='checkpoints'").fetchone():
+            log.warning("%s also holds conversations of an earlier kever serve (LangGraph checkpoints); they are not "
+                        "carried over: use another --db, or drop its tables checkpoints and writes", self.path)
         self.prune()
 
     # ------------------------------------------------------------------ reads

@@ -244,3 +244,16 @@ def test_progress_is_one_line_per_step():
     lines = [x for x in map(p.line, events) if x]
     assert lines == ["Looking at the image: colour, faces, objects, text\n", "Looking up what is known about these cues\n",
                      "Looking up what is known about these cues\n", "Weighing the evidence\n"]
+
+
+def test_a_database_of_the_earlier_server_is_said_to_be_left_behind(tmp_path, caplog):
+    import sqlite3
+
+    db = tmp_path / "old.sqlite"
+    c = sqlite3.connect(str(db))
+    c.execute("CREATE TABLE checkpoints (thread_id TEXT)")
+    c.commit()
+    c.close()
+    with caplog.at_level("WARNING", logger="kever.serve"):
+        Store(db).close()
+    assert "not carried over" in caplog.text
