@@ -1,7 +1,8 @@
 """Maps the top-level folders the project asked for into one `kever` namespace.
 
 kever <- kever/, kever.agent <- agent/, kever.tools <- tools/, kever.prompts <- prompts/,
-kever.knowledge <- knowledge/, kever.evals <- evals/. Subpackages are found automatically.
+kever.knowledge <- knowledge/, kever.evals <- evals/,
+kever.serve <- serve/. Subpackages are found automatically.
 """
 
 from setuptools import find_packages, setup
@@ -13,6 +14,7 @@ ROOTS = {
     "kever.prompts": "prompts",
     "kever.knowledge": "knowledge",
     "kever.evals": "evals",
+    "kever.serve": "serve",
 }
 
 packages = []

@@ -24,7 +24,7 @@ COMMANDS = {
     "explain": ("kever.agent.cli:explain", "Say which emotion an image evokes, and why."),
     "models": ("kever.agent.cli:models", "List presets and models; pull weights."),
     "eval": ("kever.evals.cli:eval_group", "Evaluate over benchmark splits; rescore and compare runs."),
-    "serve": ("kever.server.cli:serve", "Serve an OpenAI-compatible chat API."),
+    "serve": ("kever.serve.cli:serve", "Serve an OpenAI-compatible chat API."),
 }
 
 

@@ -10,6 +10,7 @@ from __future__ import annotations
 import base64
 import io
 import json
+import re
 import threading
 import time
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
@@ -19,10 +20,11 @@ import openai
 import pytest
 from PIL import Image
 
-from kever.server.testing import ServerProcess
+from kever.serve.testing import ServerProcess
 
 pytestmark = pytest.mark.slow
 KEY = "test-key-123"
+RAW_CITATION = re.compile(r"\[(C\d+|E\d+|fake:\d+)\]")
 MIKELS8 = {"amusement", "awe", "contentment", "excitement", "anger", "disgust", "fear", "sadness"}
 
 
@@ -54,6 +56,20 @@ def client(server) -> openai.OpenAI:
     return openai.OpenAI(base_url=server.base_url + "/v1", api_key=KEY, max_retries=0, timeout=30)
 
 
+def wait_until(predicate, timeout_s: float, what: str) -> None:
+    """Poll ``predicate``; fail the test (saying what did not happen) when it stays false."""
+    deadline = time.monotonic() + timeout_s
+    while not predicate():
+        if time.monotonic() > deadline:
+            pytest.fail(f"timed out after {timeout_s:g} s waiting for {what}")
+        time.sleep(0.05)
+
+
+def queue_depth(server, key: str | None = None) -> int:
+    h = {"Authorization": f"Bearer {key}"} if key else {}
+    return httpx.get(server.base_url + "/metrics?format=json", headers=h).json()["queue_depth"]
+
+
 def model_calls(server) -> int:
     r = httpx.get(server.base_url + "/metrics?format=json", headers={"Authorization": f"Bearer {KEY}"})
     return r.json()["model_calls_total"]
@@ -69,17 +85,26 @@ def test_models_health_and_auth(server, client):
         r = httpx.get(server.base_url + path)
         assert r.status_code == 401
         assert r.json()["error"]["code"] == "invalid_api_key"
+    r = httpx.get(server.base_url + f"/v1/models?api_key={KEY}")  # a key in the query string is no key
+    assert r.status_code == 401 and r.headers["www-authenticate"] == "Bearer"
     bad = openai.OpenAI(base_url=server.base_url + "/v1", api_key="wrong", max_retries=0)
     with pytest.raises(openai.AuthenticationError):
         bad.chat.completions.create(model="kever", messages=[{"role": "user", "content": "hi"}])
 
 
 def test_metrics_prometheus_text(server, client):
+    from prometheus_client.parser import text_string_to_metric_families
+
     client.models.list()
     r = httpx.get(server.base_url + "/metrics", headers={"Authorization": f"Bearer {KEY}"})
-    assert r.status_code == 200
-    assert 'kever_requests_total{path="/v1/models",status="200"}' in r.text
-    assert "kever_queue_depth 0" in r.text
+    assert r.status_code == 200 and r.headers["content-type"].startswith("text/plain; version=")
+    families = {f.name: f for f in text_string_to_metric_families(r.text)}  # real Prometheus exposition
+    requests = {(s.labels["path"], s.labels["status"]): s.value for s in families["kever_requests"].samples
+                if s.name == "kever_requests_total"}
+    assert requests[("/v1/models", "200")] >= 1
+    assert families["kever_request_duration_seconds"].type == "histogram"
+    assert [s.value for s in families["kever_queue_depth"].samples] == [0.0]
+    assert "kever_conversation_db_bytes" in families and "kever_conversations" in families
     j = httpx.get(server.base_url + "/metrics?format=json", headers={"Authorization": f"Bearer {KEY}"}).json()
     assert j["errors_total"] >= 1 and j["queue_capacity"] == 8
 
@@ -96,17 +121,18 @@ def test_chat_image_then_followups_without_rerunning_perception(server, client, 
     assert meta["label"] in MIKELS8 and f"**{meta['label']}**" in first
     assert abs(sum(meta["scores"].values()) - 1) < 1e-6
     assert model_calls(server) == before + 1
+    cid = {"X-Conversation-Id": meta["conversation_id"]}  # a new conversation: continued by its id
 
     def ask(text: str) -> str:
         msgs.append({"role": "assistant", "content": msgs and r.choices[0].message.content})
         msgs.append({"role": "user", "content": text})
-        return client.chat.completions.create(model="kever", messages=msgs).choices[0].message.content
+        return client.chat.completions.create(model="kever", messages=msgs, extra_headers=cid).choices[0].message.content
 
     other = next(x for x in sorted(meta["scores"]) if x != meta["label"])
     why_not = ask(f"why not {other}?")
     assert f"**{other}** scored {100 * meta['scores'][other]:.0f}%" in why_not
     made = ask(f"what in the image made it {meta['label']}?")
-    assert f"What points to **{meta['label']}**" in made and "[C1]" in made
+    assert f"What points to **{meta['label']}**" in made and "colour: fake cue" in made
     scores = ask("how confident are you?")
     assert all(label in scores for label in MIKELS8)
     assert model_calls(server) == before + 1  # follow-ups answered from the stored judgment
@@ -114,23 +140,38 @@ def test_chat_image_then_followups_without_rerunning_perception(server, client, 
     assert "Re-scored over anger, disgust, fear, joy, sadness, surprise" in ekman
     assert model_calls(server) == before + 1  # relabel re-fuses, perception not re-run
     assert "joy" in ask("why not joy?")
+    for text in (first, why_not, made, ekman):  # what a person reads: no raw citation ids
+        assert not RAW_CITATION.search(text), text
+
+
+def test_answer_cites_sources_readably(client, demo_image):
+    """The rationale's [C1][fake:1] become numbered sources listed under the answer."""
+    r = client.chat.completions.create(model="kever", messages=[image_msg(data_url(demo_image))])
+    text = r.choices[0].message.content
+    assert "[C1]" not in text and "[fake:1]" not in text
+    assert "evokes " + r.model_extra["kever"]["label"] + "¹,²." in text
+    sources = text.split("**Sources**", 1)[1]
+    assert "¹ Seen in the image: fake cue (colour, confidence 1.00)" in sources and "² Knowledge: fake evidence — fake" in sources
 
 
 def test_streaming_shows_progress_then_answer(client, demo_image, image_factory):
     url = data_url(image_factory("s.png", size=(40, 40)).read_bytes(), "image/png")
     stream = client.chat.completions.create(model="kever", messages=[image_msg(url)], stream=True)
-    progress, content, finish = [], [], None
+    progress, events, content, finish = [], [], [], None
     for chunk in stream:
         delta = chunk.choices[0].delta
         extra = delta.model_extra or {}
         if extra.get("reasoning_content"):
             assert not content, "progress must come before the answer"
             progress.append(extra["reasoning_content"])
+            events.append((chunk.model_extra or {})["kever_event"]["node"])
         if delta.content:
             content.append(delta.content)
         finish = chunk.choices[0].finish_reason or finish
-    nodes = "".join(progress)
-    assert "perceive" in nodes and "judge" in nodes and "answer" in nodes
+    # one line per step the reasoner ran (the fake runs three), in a person's words
+    assert events == ["perceive", "retrieve", "reconcile"]
+    assert progress == ["Looking at the image: colour, faces, objects, text\n",
+                        "Looking up what is known about these cues\n", "Weighing the evidence\n"]
     assert finish == "stop" and "confidence" in "".join(content)
     # the same question, not streamed, gets the same text
     again = client.chat.completions.create(model="kever", messages=[image_msg(url)])
@@ -153,8 +194,9 @@ def test_conversation_header_and_new_image(server, client, image_factory):
     # the `user` field keys a conversation too; a model id picks the label set
     u = client.chat.completions.create(model="kever-sentiment", messages=[image_msg(a)], user="alice")
     assert set(u.model_extra["kever"]["scores"]) == {"positive", "negative"}
-    f = client.chat.completions.create(model="kever", messages=[{"role": "user", "content": "why not negative?"}], user="alice")
-    assert "negative" in f.choices[0].message.content
+    f = client.chat.completions.create(model="kever-sentiment", messages=[{"role": "user", "content": "why not negative?"}],
+                                       user="alice")
+    assert "negative" in f.choices[0].message.content and f.model_extra["kever"]["scores"] == u.model_extra["kever"]["scores"]
 
 
 def test_text_only_first_message_asks_for_an_image(client):
@@ -302,9 +344,7 @@ def test_bounded_queue_and_timeout(tmp_path, demo_image):
 
         t = threading.Thread(target=slow)
         t.start()
-        deadline = time.monotonic() + 10
-        while httpx.get(srv.base_url + "/metrics?format=json").json()["queue_depth"] < 1 and time.monotonic() < deadline:
-            time.sleep(0.05)
+        wait_until(lambda: queue_depth(srv) == 1, 10, "the slow request to be admitted")
         with pytest.raises(openai.RateLimitError) as e:
             c.chat.completions.create(model="kever", messages=[{"role": "user", "content": "hi"}])
         assert e.value.code == "queue_full"

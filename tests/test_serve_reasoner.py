@@ -8,12 +8,13 @@ reasoner's modules cannot be imported on this checkout.
 from __future__ import annotations
 
 import base64
+import re
 
 import httpx
 import openai
 import pytest
 
-from kever.server.testing import ServerProcess
+from kever.serve.testing import ServerProcess
 
 pytestmark = pytest.mark.slow
 
@@ -31,19 +32,25 @@ def test_chat_follow_ups_and_emotion_with_real_reasoner(preset, tmp_path, demo_i
         url = "data:image/jpeg;base64," + base64.b64encode(demo_image.read_bytes()).decode()
         msgs = [{"role": "user", "content": [{"type": "text", "text": "What does this evoke?"},
                                              {"type": "image_url", "image_url": {"url": url}}]}]
-        progress, content = [], []
+        progress, nodes, content, cid = [], [], [], None
         for chunk in c.chat.completions.create(model="kever", messages=msgs, stream=True):
             d = chunk.choices[0].delta
             if (d.model_extra or {}).get("reasoning_content"):
                 progress.append(d.model_extra["reasoning_content"])
+                nodes.append(chunk.model_extra["kever_event"]["node"])
             content.append(d.content or "")
-        assert "perceive" in "".join(progress)
+            cid = (chunk.model_extra or {}).get("kever", {}).get("conversation_id") or cid
+        # one line per step of the real graph, in words
+        assert nodes[:3] == ["perceive", "describe_cues", "retrieve"] and len(nodes) == len(progress)
+        assert progress[0] == "Looking at the image: colour, faces, objects, text\n"
         first = "".join(content)
+        assert not re.search(r"\[[CE]\d+\]", first), first  # citations rendered as numbered sources
+        h = {"X-Conversation-Id": cid}
         msgs += [{"role": "assistant", "content": first}, {"role": "user", "content": "why not fear?"}]
-        why_not = c.chat.completions.create(model="kever", messages=msgs).choices[0].message.content
+        why_not = c.chat.completions.create(model="kever", messages=msgs, extra_headers=h).choices[0].message.content
         assert "fear" in why_not
         msgs += [{"role": "assistant", "content": why_not}, {"role": "user", "content": "answer for Ekman's six instead"}]
-        ekman = c.chat.completions.create(model="kever", messages=msgs)
+        ekman = c.chat.completions.create(model="kever", messages=msgs, extra_headers=h)
         assert "joy" in ekman.model_extra["kever"]["scores"]
         m = httpx.get(srv.base_url + "/metrics?format=json").json()
         assert m["model_calls_total"] == 1 and m["errors_total"] == 0

@@ -52,3 +52,12 @@ def timed_out(seconds: float) -> APIError:
 
 def internal() -> APIError:
     return APIError(500, "internal server error (logged on the server)", "server_error", "internal_error")
+
+
+def unsupported_media_type(message: str) -> APIError:
+    return APIError(415, message, "invalid_request_error", "unsupported_media_type")
+
+
+def shutting_down() -> APIError:
+    return APIError(503, "the server is shutting down; retry against a running server", "server_error", "shutting_down",
+                    headers={"Retry-After": "5"})

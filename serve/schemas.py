@@ -57,14 +57,14 @@ class Message(BaseModel):
 
 class StreamOptions(BaseModel):
     model_config = ConfigDict(extra="allow")
-    include_usage: bool = False
+    include_usage: bool = Field(False, strict=True)
 
 
 class ChatRequest(BaseModel):
     model_config = ConfigDict(extra="allow")
     model: str = Field(min_length=1)
     messages: list[Message] = Field(min_length=1)
-    stream: bool = False
+    stream: bool = Field(False, strict=True, description="JSON true or false (not the string \"true\")")
     stream_options: StreamOptions | None = None
     user: str | None = None
     n: int | None = Field(None, ge=1, le=1, description="kever returns one choice")

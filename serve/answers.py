@@ -1,12 +1,15 @@
 """Chat replies composed from a stored judgment (scores, cues, evidence): no model is run.
 
-Every claim cites the ids of the cues ([C1]) and knowledge entries ([cue:colour:dark]) it
-comes from, so an answer can be traced back to the judgment's JSON (/v1/emotion).
+Every claim is traced to the cues and knowledge entries it comes from, in words a person
+reads: the rationale's citations become numbered sources (``¹``) listed at the end of the
+reply (see :mod:`kever.serve.render`); a knowledge line names its source and the cues that
+retrieved it. The ids themselves stay in the judgment's JSON (``/v1/emotion``).
 """
 
 from __future__ import annotations
 
 from kever.agent.judgment import Cue, Evidence, Judgment
+from kever.serve.render import Sources, source_name, with_sources
 
 
 def _pct(p: float) -> str:
@@ -17,25 +20,42 @@ def _ranked(j: Judgment) -> list[tuple[str, float]]:
     return sorted(j.scores.items(), key=lambda kv: -kv[1])
 
 
+def _cues_of(j: Judgment, e: Evidence) -> list[Cue]:
+    return [c for c in j.cues if c.id in e.cue_ids]
+
+
 def _cues_for(j: Judgment, ev: list[Evidence]) -> list[Cue]:
     ids = {cid for e in ev for cid in e.cue_ids}
     cues = [c for c in j.cues if c.id in ids]
     return cues or sorted(j.cues, key=lambda c: -c.confidence)[:3]
 
 
+def _push(j: Judgment, e: Evidence, label: str) -> float:
+    """The item's push on ``label``'s log-score: its contribution for the decided label (any
+    label set), its Mikels-8 push otherwise (agent/fusion.py)."""
+    return e.score if label == j.label else e.pushes.get(label, 0.0)
+
+
 def _support(j: Judgment, label: str, k: int = 4) -> list[Evidence]:
-    ev = [e for e in j.evidence if e.weights.get(label, 0.0) > 0]
-    return sorted(ev, key=lambda e: -(e.weights.get(label, 0.0) * max(e.score, 1e-3)))[:k]
+    ev = [e for e in j.evidence if _push(j, e, label) > 0]
+    return sorted(ev, key=lambda e: -_push(j, e, label))[:k]
 
 
-def _ev_line(e: Evidence, label: str) -> str:
-    cites = "".join(f"[{c}]" for c in e.cue_ids)
-    ref = f"{e.ref}: {e.id}" if getattr(e, "ref", "") else e.id
-    return f"- {e.text} (weight for {label} {e.weights.get(label, 0.0):.2f}) [{ref}]{cites}"
+def _ev_line(j: Judgment, e: Evidence, label: str, push: float | None = None) -> str:
+    seen = _cues_of(j, e)
+    lead = f"Seen: {_and([c.text for c in seen])}. " if seen else ""
+    source = f"; {source_name(e.source)}" if e.source else ""
+    push = _push(j, e, label) if push is None else push
+    return f"- {lead}{e.text} (push {push:+.2f} on {label}{source})"
 
 
 def _cue_line(c: Cue) -> str:
-    return f"- {c.family}: {c.text} (confidence {c.confidence:.2f}) [{c.id}]"
+    return f"- {c.family}: {c.text} (confidence {c.confidence:.2f})"
+
+
+def _and(items: list[str]) -> str:
+    items = [f"“{x}”" for x in items]
+    return items[0] if len(items) == 1 else ", ".join(items[:-1]) + " and " + items[-1]
 
 
 def scores_table(j: Judgment) -> str:
@@ -43,22 +63,23 @@ def scores_table(j: Judgment) -> str:
 
 
 def first_answer(j: Judgment) -> str:
+    src = Sources(j)
     top = _ranked(j)[:3]
     lines = [f"**{j.label}** ({_pct(j.confidence)} confidence; valence {j.valence:+.2f}, arousal {j.arousal:.2f})."]
     if len(top) > 1:
         lines.append("Next: " + ", ".join(f"{n} {_pct(p)}" for n, p in top[1:]) + ".")
     if j.rationale:
-        lines += ["", j.rationale]
-    lines += ["", "Ask a follow-up: \"why not <emotion>?\", \"what in the image made it "
-              f"{j.label}?\", \"answer for Ekman's six instead\", \"show the scores\"."]
-    return "\n".join(lines)
+        lines += ["", src.cite(j.rationale)]
+    hint = ("Ask a follow-up: \"why not <emotion>?\", \"what in the image made it "
+            f"{j.label}?\", \"answer for Ekman's six instead\", \"show the scores\".")
+    return with_sources("\n".join(lines), src) + "\n\n" + hint
 
 
 def _projected(j: Judgment, label: str) -> str | None:
     """For a label set projected from the fused Mikels-8 distribution, where evidence is weighted
     over Mikels-8: say so, with that distribution."""
     canonical = getattr(j, "canonical", None) or {}
-    if not canonical or label in canonical or any(label in e.weights for e in j.evidence):
+    if not canonical or label in canonical or label == j.label:
         return None
     top = ", ".join(f"{m} {_pct(p)}" for m, p in sorted(canonical.items(), key=lambda kv: -kv[1])[:4])
     return (f"The evidence is weighted over the Mikels-8 emotions; the {j.label_set} scores, {label} "
@@ -78,7 +99,7 @@ def support(j: Judgment, label: str | None) -> str:
     if not ev:
         return f"{head}: no knowledge entry in this judgment supports {label}; its score comes from the prior " \
                f"and the other streams.\n\nCues seen:\n" + "\n".join(_cue_line(c) for c in j.cues[:5])
-    out = [f"{head}:", "", "Knowledge used:", *(_ev_line(e, label) for e in ev), "", "From these cues in the image:"]
+    out = [f"{head}:", "", "Knowledge used:", *(_ev_line(j, e, label) for e in ev), "", "From these cues in the image:"]
     out += [_cue_line(c) for c in _cues_for(j, ev)]
     return "\n".join(out)
 
@@ -95,12 +116,14 @@ def contrast(j: Judgment, label: str) -> str:
     note = _projected(j, label)
     if note:
         return "\n\n".join([out[0], note])
-    for_top = [e for e in _support(j, j.label, 3) if e.weights.get(j.label, 0) > e.weights.get(label, 0)]
+    gap = {e.id: _push(j, e, j.label) - _push(j, e, label) for e in j.evidence}
+    for_top = sorted((e for e in j.evidence if gap[e.id] > 0), key=lambda e: -gap[e.id])[:3]
     for_it = _support(j, label, 3)
     if for_top:
-        out += ["", f"Evidence that favours {j.label} over {label}:", *(_ev_line(e, j.label) for e in for_top)]
+        out += ["", f"Evidence that favours {j.label} over {label} (its push on {j.label} minus its push on {label}):",
+                *(_ev_line(j, e, j.label, gap[e.id]) for e in for_top)]
     if for_it:
-        out += ["", f"What did point towards {label}, more weakly:", *(_ev_line(e, label) for e in for_it)]
+        out += ["", f"What did point towards {label}, more weakly:", *(_ev_line(j, e, label) for e in for_it)]
     else:
         out += ["", f"No cue or knowledge entry in this judgment points to {label}."]
     return "\n".join(out)
@@ -111,8 +134,9 @@ def scores(j: Judgment) -> str:
            f"valence {j.valence:+.2f}, arousal {j.arousal:.2f}"
 
 
-def relabeled(j: Judgment) -> str:
-    return f"Re-scored over {', '.join(j.scores)} from the same cues and evidence (perception not re-run):\n\n" + first_answer(j)
+def relabeled(j: Judgment, why: str = "") -> str:
+    return f"Re-scored over {', '.join(j.scores)} from the same cues and evidence (perception not re-run){why}:\n\n" \
+        + first_answer(j)
 
 
 def not_in_set(j: Judgment, label: str) -> str:

@@ -21,8 +21,8 @@ from urllib.parse import unquote_to_bytes, urljoin, urlsplit
 
 from kever.errors import InputError
 from kever.images import LoadedImage, load_image
-from kever.server.config import ServeConfig
-from kever.server.openai_errors import APIError, bad_request, too_large
+from kever.serve.config import ServeConfig
+from kever.serve.openai_errors import APIError, bad_request, too_large
 
 MAX_REDIRECTS = 3
 
