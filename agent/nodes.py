@@ -48,6 +48,7 @@ class Components:
     vlm: Any = None
     aligner: Any = None
     text_lm: Any = None
+    agent: Any = None  # kever.agent.consult.ToolAgent
     _cache: dict = field(default_factory=dict)
 
     def cached(self, key, build):
@@ -63,6 +64,8 @@ class Components:
 
 
 def stream_of(cue: Cue) -> str:
+    if cue.source.startswith("agent:"):
+        return "agent"
     if cue.source.startswith("vlm:") and cue.family != "text":
         return "vlm_cues"
     return FAMILY_STREAM.get(cue.family, "objects")
@@ -217,7 +220,9 @@ class Nodes:
         c = self.c
         knowledge = c.system.knowledge_prompts
         label_emb = c.cached(("text_labels", knowledge), lambda: self._encode_label_prompts(c.embedder.encode, knowledge))
-        cues = [cue for cue in state.cues if cue.family != "text"] or state.cues
+        # the agent's concepts are knowledge evidence (the "agent" stream), not what the image shows
+        seen = [cue for cue in state.cues if not cue.source.startswith("agent:")]
+        cues = [cue for cue in seen if cue.family != "text"] or seen
         emb = c.embed([cue.text for cue in cues])
         w = np.array([effective_confidence(cue) for cue in cues])
         if w.sum() <= 0:
