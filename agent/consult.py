@@ -25,9 +25,13 @@ proposed call, valid or not, is recorded in ``state.tool_calls`` (-> ``Judgment.
 from __future__ import annotations
 
 import logging
+import re
 import time
 from dataclasses import dataclass, field
-from typing import Annotated, Any, TypedDict
+from pathlib import Path
+from typing import Annotated, TypedDict
+
+import yaml
 
 from langchain_core.messages import AIMessage, AnyMessage, HumanMessage, SystemMessage, ToolMessage
 from langgraph.graph import END, START, StateGraph
@@ -46,6 +50,21 @@ from kever.tools.kb.agent_tools import make_kb_tools
 log = logging.getLogger(__name__)
 
 AGENT_SOURCE = "agent:"
+RULES_FILE = Path(__file__).parent / "consult_rules.yaml"
+#: errors of calls that parsed and validated but did not run
+REPEAT = "repeats an earlier call; not run again"
+OVER_LIMIT = "over the limit of {n} calls per reply"
+
+
+def emotion_words(kb) -> frozenset[str]:
+    """Words that name an emotion (consult_rules.yaml plus every taxonomy label of the KB)."""
+    words = set(yaml.safe_load(RULES_FILE.read_text(encoding="utf-8")).get("emotion_words") or [])
+    for name in ("mikels8", "emotion6", "plutchik8", "sentiment"):
+        try:
+            words.update(kb.taxonomy(name).labels)
+        except Exception:  # noqa: BLE001 - a KB without that taxonomy
+            continue
+    return frozenset(w.lower() for w in words)
 
 
 class LoopState(TypedDict, total=False):
@@ -94,6 +113,7 @@ class ToolAgent:
         self.tools = make_kb_tools(kb, taxonomy=taxonomy, k=cfg.hits_per_call, shown=cfg.hits_shown)
         self.by_name = {t.name: t for t in self.tools}
         self.labels = list(kb.taxonomy(taxonomy).labels)
+        self.emotion_words = emotion_words(kb)
         for t in self.tools:
             if t.name == "define":
                 t.metadata = {"enum": {"label": self.labels}}
@@ -137,13 +157,13 @@ class ToolAgent:
             over = checked[cfg.max_calls:]
             checked = checked[: cfg.max_calls]
             for p in over:
-                p.error = p.error or f"over the limit of {cfg.max_calls} calls per reply"
+                p.error = p.error or OVER_LIMIT.format(n=cfg.max_calls)
             bad = [p for p in checked if p.error]
             if not reply.error and not bad:  # a call already made is not run again
                 done = {_key(tc["name"], tc["args"]) for m in state["messages"] if isinstance(m, AIMessage) for tc in m.tool_calls}
                 for p in checked:
                     if _key(p.name, p.arguments) in done:
-                        p.error = "repeats an earlier call; not run again"
+                        p.error = REPEAT
                     done.add(_key(p.name, p.arguments))
             meta = {"kever_round": rnd, "kever_calls": [(p.name, p.arguments, p.error) for p in checked + over]}
             checked = [p for p in checked if not p.error] if not bad else checked
@@ -176,6 +196,10 @@ class ToolAgent:
         g.add_conditional_edges("propose", after_propose, {"propose": "propose", "tools": "tools", END: END})
         g.add_conditional_edges("tools", after_tools, {"propose": "propose", END: END})
         return g.compile()
+
+    def names_an_emotion(self, text: str) -> bool:
+        words = re.findall(r"[a-z]+", text.lower())
+        return bool(words) and all(w in self.emotion_words for w in words)
 
     def cue_lines(self, cues: list[Cue]) -> str:
         shown = sorted((c for c in cues if not c.source.startswith(AGENT_SOURCE)), key=lambda c: -c.confidence)
@@ -240,6 +264,10 @@ class ToolAgent:
         return run
 
 
+def _words(text: str) -> str:
+    return " ".join(re.findall(r"[a-z0-9]+", text.lower()))
+
+
 def _next_id(cues: list[Cue]) -> int:
     nums = [int(c.id[1:]) for c in cues if c.id[:1] == "C" and c.id[1:].isdigit()]
     return max(nums, default=0) + 1
@@ -257,10 +285,12 @@ def consult(state: GraphState, agent: ToolAgent | None, enabled: bool = True) ->
     cues, retrieved = list(state.cues), list(state.retrieved)
     n = _next_id(cues)
     seen: dict[str, str] = {}
-    own = {" ".join(c.text.lower().split()) for c in cues}
+    own = {_words(c.text) for c in cues}
     for rec, text, hits in run.evidence:
-        key = " ".join(text.lower().split())
+        key = _words(text)
         if key in own:  # a cue's own text: the fixed pipeline searched it already, no new evidence
+            continue
+        if agent.names_an_emotion(text):  # the model naming an answer is not evidence about the photo
             continue
         if key in seen:  # the same concept asked twice (two tools): one cue, hits merged
             rec.cue_id = seen[key]

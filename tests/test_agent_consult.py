@@ -129,6 +129,20 @@ def test_malformed_twice_keeps_the_fixed_pipeline_and_warns(kb, demo_image):
     assert j.tool_calls[1].name == "kb_search" and "query" in j.tool_calls[1].error
 
 
+def test_emotion_words_run_but_are_not_evidence_and_cue_ids_are_invalid(kb, demo_image):
+    lm = FakeTextLM([json.dumps({"calls": [{"tool": "emotions_of", "concept": "Sadness"},
+                                           {"tool": "kb_search", "query": "sad grief"},
+                                           {"tool": "kb_search", "query": "C1 colour, C2 face"}]}),
+                     json.dumps({"calls": [{"tool": "emotions_of", "concept": "sadness"},
+                                           {"tool": "kb_search", "query": "sad puppy"}]}), DONE])
+    j = make(kb, lm).explain(demo_image, rationale=False)
+    assert "not cue or evidence ids" in lm.calls[1].prompt  # the first reply was corrected
+    ran = [c for c in j.tool_calls if c.ok]
+    assert [c.arguments for c in ran] == [{"concept": "sadness"}, {"query": "sad puppy"}]
+    assert ran[0].hit_ids and ran[0].cue_id is None  # the model saw the result, the decision does not
+    assert [c.text for c in agent_cues(j)] == ["sad puppy"]  # a thing, not only an emotion word
+
+
 def test_unknown_tool_name_is_an_invalid_call(kb, demo_image):
     lm = FakeTextLM([json.dumps({"calls": [{"tool": "web_search", "query": "funeral"}]}), SEARCH_FUNERAL, DONE])
     j = make(kb, lm).explain(demo_image, rationale=False)

@@ -15,6 +15,7 @@ Each tool answers ``(content, artifact)``: ``content`` is the short text the mod
 
 from __future__ import annotations
 
+import re
 from typing import TYPE_CHECKING, Any
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator
@@ -29,10 +30,15 @@ if TYPE_CHECKING:
 SEARCH_KINDS = ("cue", "concept", "lexicon")
 
 
+_CUE_ID = re.compile(r"\b[CE]\d+\b")
+
+
 def _phrase(v: str) -> str:
     v = " ".join(str(v).split())
     if not v:
         raise ValueError("must not be empty")
+    if _CUE_ID.search(v):
+        raise ValueError("write words about the photo, not cue or evidence ids")
     return v
 
 
