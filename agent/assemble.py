@@ -2,7 +2,9 @@
 
 ``auto`` picks the best preset whose weights are present (gpu on a CUDA machine, then cpu),
 else ``offline``, and says why. ``remote`` is never chosen automatically: it needs a server
-the user names.
+the user names. ``offline-llm`` is never chosen automatically either (its local LLM costs tens
+of seconds per image on a small CPU); where its model file is present and verifies, the
+reason says it can be asked for.
 """
 
 from __future__ import annotations
@@ -70,7 +72,11 @@ def choose_auto() -> tuple[Preset, str]:
         if not missing:
             return preset, f"auto: chose '{name}' (weights present)"
         reasons.append(f"{name}: weights for {', '.join(missing)} not present (run `kever models pull --preset {name}` with network)")
-    return load_preset("offline"), "auto: chose 'offline' because " + "; ".join(reasons)
+    reason = "auto: chose 'offline' because " + "; ".join(reasons)
+    llm = load_preset("offline-llm")
+    if isinstance(llm.text_lm, dict) and weights_available(_spec(llm.text_lm)):
+        reason += "; offline-llm's local LLM is present but slow, so not chosen (ask for it with --preset offline-llm)"
+    return load_preset("offline"), reason
 
 
 def resolve_preset(name: str) -> tuple[Preset, str | None]:

@@ -78,6 +78,51 @@ def transcript(agent, run) -> list[dict]:
     return render(run.messages)
 
 
+def summarise(report: dict, rows: list, transcripts: list, loads: list, args, complete: bool) -> None:
+    """Write the report over the photos done so far (a run cut short still leaves its figures)."""
+    calls = sum(x["calls"] for x in rows)
+    ok = sum(x["ok"] for x in rows)
+    gen_tok, gen_ms = sum(x["completion_tokens"] for x in rows), sum(x["completion_ms"] for x in rows)
+    pr_tok = sum(x["prompt_tokens"] - x["cached_tokens"] for x in rows)
+    pr_ms = sum(x["prompt_ms"] for x in rows)
+    judged = [x for x in rows if x["majority"]]
+    report.update({
+        "images": len(rows),
+        "complete": complete,
+        "tool_calls_per_image_mean": round(calls / len(rows), 3),
+        "tool_calls_per_image_median": statistics.median(x["calls"] for x in rows),
+        "images_with_calls": sum(x["calls"] > 0 for x in rows),
+        "calls_total": calls,
+        "share_parsed": round(sum(x["parsed"] for x in rows) / calls, 4) if calls else None,
+        "share_ran": round(ok / calls, 4) if calls else None,
+        "share_returning_evidence": round(sum(x["evidence"] for x in rows) / ok, 4) if ok else None,
+        "unparsed_replies": sum(x["unparsed"] for x in rows),
+        "by_round": {k: {m: sum(x["by_round"].get(k, {}).get(m, 0) for x in rows) for m in ("proposed", "ran", "evidence")}
+                     for k in sorted({k for x in rows for k in x["by_round"]})},
+        "images_with_agent_warning": sum(bool(x["warnings"]) for x in rows),
+        "consult_s_median": round(statistics.median(x["consult_s"] for x in rows), 3),
+        "consult_s_mean": round(statistics.mean(x["consult_s"] for x in rows), 3),
+        "generation_tokens_per_s": round(gen_tok / (gen_ms / 1000), 3) if gen_ms else None,
+        "prompt_tokens_per_s": round(pr_tok / (pr_ms / 1000), 3) if pr_ms else None,
+        "prompt_tokens_per_image_mean": round(statistics.mean(x["prompt_tokens"] for x in rows), 1),
+        "cached_prompt_share": round(sum(x["cached_tokens"] for x in rows) / max(1, sum(x["prompt_tokens"] for x in rows)), 4),
+        "completion_tokens_per_image_mean": round(gen_tok / len(rows), 1),
+        "peak_rss_mb": round(peak_rss_mb(), 1),
+        "loadavg_during_mean": round(statistics.mean(loads), 2),
+        "loadavg_end": [round(x, 2) for x in os.getloadavg()],
+        "indication_only": {
+            "agent_weight": args.agent_weight,
+            "top1_vs_majority_with_agent": round(sum(x["label_with_agent"] == x["majority"] for x in judged) / len(judged), 4),
+            "top1_vs_majority_fixed_pipeline": round(sum(x["label_fixed"] == x["majority"] for x in judged) / len(judged), 4),
+            "labels_changed_by_agent": sum(x["label_with_agent"] != x["label_fixed"] for x in rows),
+        },
+        "per_image": rows,
+        "transcripts": transcripts,
+    })
+    args.out.parent.mkdir(parents=True, exist_ok=True)
+    args.out.write_text(json.dumps(report, indent=1) + "\n")
+
+
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--limit", type=int, default=100)
@@ -152,46 +197,7 @@ def main() -> int:
         print(f"[{n + 1}/{len(images)}] {im.name}: {len(calls)} calls, {rows[-1]['consult_s']:.1f} s, load {loads[-1]:.2f} "
               f"{rows[-1]['queries']}", file=sys.stderr, flush=True)
 
-    calls = sum(x["calls"] for x in rows)
-    ok = sum(x["ok"] for x in rows)
-    gen_tok, gen_ms = sum(x["completion_tokens"] for x in rows), sum(x["completion_ms"] for x in rows)
-    pr_tok = sum(x["prompt_tokens"] - x["cached_tokens"] for x in rows)
-    pr_ms = sum(x["prompt_ms"] for x in rows)
-    judged = [x for x in rows if x["majority"]]
-    report.update({
-        "images": len(rows),
-        "tool_calls_per_image_mean": round(calls / len(rows), 3),
-        "tool_calls_per_image_median": statistics.median(x["calls"] for x in rows),
-        "images_with_calls": sum(x["calls"] > 0 for x in rows),
-        "calls_total": calls,
-        "share_parsed": round(sum(x["parsed"] for x in rows) / calls, 4) if calls else None,
-        "share_ran": round(ok / calls, 4) if calls else None,
-        "share_returning_evidence": round(sum(x["evidence"] for x in rows) / ok, 4) if ok else None,
-        "unparsed_replies": sum(x["unparsed"] for x in rows),
-        "by_round": {k: {m: sum(x["by_round"].get(k, {}).get(m, 0) for x in rows) for m in ("proposed", "ran", "evidence")}
-                     for k in sorted({k for x in rows for k in x["by_round"]})},
-        "images_with_agent_warning": sum(bool(x["warnings"]) for x in rows),
-        "consult_s_median": round(statistics.median(x["consult_s"] for x in rows), 3),
-        "consult_s_mean": round(statistics.mean(x["consult_s"] for x in rows), 3),
-        "generation_tokens_per_s": round(gen_tok / (gen_ms / 1000), 3) if gen_ms else None,
-        "prompt_tokens_per_s": round(pr_tok / (pr_ms / 1000), 3) if pr_ms else None,
-        "prompt_tokens_per_image_mean": round(statistics.mean(x["prompt_tokens"] for x in rows), 1),
-        "cached_prompt_share": round(sum(x["cached_tokens"] for x in rows) / max(1, sum(x["prompt_tokens"] for x in rows)), 4),
-        "completion_tokens_per_image_mean": round(gen_tok / len(rows), 1),
-        "peak_rss_mb": round(peak_rss_mb(), 1),
-        "loadavg_during_mean": round(statistics.mean(loads), 2),
-        "loadavg_end": [round(x, 2) for x in os.getloadavg()],
-        "indication_only": {
-            "agent_weight": args.agent_weight,
-            "top1_vs_majority_with_agent": round(sum(x["label_with_agent"] == x["majority"] for x in judged) / len(judged), 4),
-            "top1_vs_majority_fixed_pipeline": round(sum(x["label_fixed"] == x["majority"] for x in judged) / len(judged), 4),
-            "labels_changed_by_agent": sum(x["label_with_agent"] != x["label_fixed"] for x in rows),
-        },
-        "per_image": rows,
-        "transcripts": transcripts,
-    })
-    args.out.parent.mkdir(parents=True, exist_ok=True)
-    args.out.write_text(json.dumps(report, indent=1) + "\n")
+        summarise(report, rows, transcripts, loads, args, complete=n + 1 == len(images))
     summary = {k: v for k, v in report.items() if k not in ("per_image", "transcripts")}
     print(json.dumps(summary, indent=1))
     return 0

@@ -178,3 +178,35 @@ def test_lookup_of_an_unknown_model_lists_the_known_ones():
 
     with pytest.raises(ConfigError, match="known: qwen2.5-coder-0.5b"):
         lookup("gpt-5")
+
+
+def test_auto_never_picks_offline_llm_but_says_when_it_is_present(tmp_path, monkeypatch):
+    from kever.agent.assemble import choose_auto
+
+    monkeypatch.setenv("KEVER_CACHE_DIR", str(tmp_path))
+    preset, reason = choose_auto()
+    assert preset.name == "offline" and "offline-llm" not in reason
+    # a present, verified file: a sparse file of the right size with a stamp that vouches for it
+    entry = lookup("qwen2.5-coder-1.5b-instruct-q4_k_m")
+    path = entry.path()
+    with open(path, "wb") as f:
+        f.truncate(entry.size)
+    st = path.stat()
+    (path.parent / (path.name + ".verified.json")).write_text(
+        json.dumps({"size": st.st_size, "mtime_ns": st.st_mtime_ns, "sha256": entry.sha256}))
+    preset, reason = choose_auto()
+    assert preset.name == "offline" and "offline-llm's local LLM is present but slow" in reason
+    # the stamp no longer matches (the file changed): not present, nothing said
+    os.utime(path, ns=(st.st_atime_ns, st.st_mtime_ns + 10**9))
+    with open(path, "r+b") as f:  # keep it cheap to hash: a tiny file now
+        f.truncate(10)
+    preset, reason = choose_auto()
+    assert "offline-llm" not in reason
+
+
+def test_models_pull_needs_a_preset_or_a_model():
+    r = subprocess.run([sys.executable, "-m", "kever", "models", "pull"], capture_output=True, text=True, timeout=120)
+    assert r.returncode == 2 and r.stderr.strip() == (
+        "kever: error: give either --preset NAME or --model ID (e.g. kever models pull --preset offline-llm)")
+    r = subprocess.run([sys.executable, "-m", "kever", "models", "pull", "--model", "gpt-5"], capture_output=True, text=True, timeout=120)
+    assert r.returncode == 2 and "unknown GGUF model 'gpt-5'" in r.stderr and "Traceback" not in r.stderr
