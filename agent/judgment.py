@@ -49,6 +49,18 @@ class RationaleAttempt(BaseModel):
     new_tokens: int | None = None
 
 
+class ToolCall(BaseModel):
+    """One knowledge-base call the agent proposed (recorded even when it failed validation)."""
+
+    name: str = Field(description="the tool: kb_search | emotions_of | define (or what the model wrote)")
+    arguments: dict = Field(default_factory=dict, description="the arguments as the model wrote them")
+    hit_ids: list[str] = Field(default_factory=list, description="knowledge entries it returned")
+    ok: bool = Field(description="whether the call validated and ran")
+    error: str | None = None
+    round: int = Field(1, ge=1, description="the agent's round (1 = reading the cues)")
+    cue_id: str | None = Field(default=None, description="the concept cue its hits were filed under, when they were evidence")
+
+
 class Judgment(BaseModel):
     label: str
     scores: dict[str, float] = Field(description="label -> probability over the whole label set, summing to 1")
@@ -69,4 +81,5 @@ class Judgment(BaseModel):
     streams: dict[str, dict[str, float]] = Field(default_factory=dict, description="per evidence stream label distributions before fusion")
     prompt_versions: dict[str, str] = Field(default_factory=dict)
     warnings: list[str] = Field(default_factory=list)
+    tool_calls: list[ToolCall] = Field(default_factory=list, description="what the knowledge agent asked, in order")
     image: str | None = None

@@ -48,6 +48,7 @@ class Components:
     vlm: Any = None
     aligner: Any = None
     text_lm: Any = None
+    agent: Any = None  # kever.agent.consult.ToolAgent
     _cache: dict = field(default_factory=dict)
 
     def cached(self, key, build):
@@ -232,7 +233,8 @@ class Nodes:
         c = self.c
         knowledge = c.system.knowledge_prompts
         label_emb = c.cached(("text_labels", knowledge), lambda: self._encode_label_prompts(c.embedder.encode, knowledge))
-        cues = [cue for cue in state.cues if cue.family != "text"]
+        # the agent's concepts are knowledge evidence (the "agent" stream), not what the image shows
+        cues = [cue for cue in state.cues if cue.family != "text" and not cue.source.startswith("agent:")]
         if not cues:
             return {}
         sims = c.embed([cue.text for cue in cues]) @ label_emb.T  # (cues, labels)

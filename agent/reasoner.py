@@ -70,6 +70,8 @@ class Reasoner:
             m = getattr(c, role)
             if m is not None:
                 out[role] = m.model_id
+        if c.agent is not None and c.system.use_agent:
+            out["agent"] = f"{c.agent.model_id} ({c.agent.protocol})"
         return out
 
     # -- label sets -------------------------------------------------------------------------
@@ -133,6 +135,7 @@ class Reasoner:
             streams={k: dict(zip(MIKELS8, v)) for k, v in s.streams.items()},
             prompt_versions=s.prompt_versions,
             warnings=list(notes) + s.warnings + self.notes,
+            tool_calls=s.tool_calls,
             image=source,
         )
 

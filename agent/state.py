@@ -6,7 +6,7 @@ from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from kever.agent.judgment import Cue, Evidence
+from kever.agent.judgment import Cue, Evidence, ToolCall
 
 
 class CueHits(BaseModel):
@@ -44,3 +44,4 @@ class GraphState(BaseModel):
     prompt_versions: dict[str, str] = Field(default_factory=dict)
     timings: dict[str, float] = Field(default_factory=dict)
     warnings: list[str] = Field(default_factory=list)
+    tool_calls: list[ToolCall] = Field(default_factory=list)

@@ -1,7 +1,9 @@
 """Versioned prompt files. ``load_prompt("rationale")`` returns the newest version; a
 judgment records ``prompt.ref`` (``name@version``) for every prompt that produced it.
 
-Each file ``NAME.vN.yaml`` holds ``system`` and ``user`` templates (``str.format`` fields).
+Each file ``NAME.vN.yaml`` holds ``system`` and ``user`` templates (``str.format`` fields),
+and optionally more named templates under ``parts`` (e.g. a follow-up turn), read with
+``prompt.part(name, **fields)``.
 """
 
 from __future__ import annotations
@@ -24,6 +26,7 @@ class Prompt(BaseModel):
     version: int
     system: str
     user: str
+    parts: dict[str, str] = {}
 
     @property
     def ref(self) -> str:
@@ -37,6 +40,14 @@ class Prompt(BaseModel):
             ]
         except KeyError as e:
             raise ConfigError(f"prompt {self.ref} needs field {e}") from None
+
+    def part(self, name: str, **fields) -> str:
+        if name not in self.parts:
+            raise ConfigError(f"prompt {self.ref} has no part '{name}'", f"parts: {', '.join(self.parts) or 'none'}")
+        try:
+            return self.parts[name].format(**fields).strip()
+        except KeyError as e:
+            raise ConfigError(f"prompt {self.ref} part '{name}' needs field {e}") from None
 
 
 @lru_cache(maxsize=None)
@@ -52,4 +63,4 @@ def load_prompt(name: str, version: int | None = None) -> Prompt:
     if v not in found:
         raise ConfigError(f"prompt '{name}' has no version {v}", f"versions: {sorted(found)}")
     data = yaml.safe_load(found[v].read_text(encoding="utf-8"))
-    return Prompt(name=name, version=v, system=data["system"], user=data["user"])
+    return Prompt(name=name, version=v, system=data["system"], user=data["user"], parts=data.get("parts") or {})

@@ -143,24 +143,29 @@ def test_expand(kb):
 
 def test_agent_tools(kb):
     from langchain_core.tools import BaseTool
+    from pydantic import ValidationError
 
-    from kever.tools.kb.agent_tools import make_kb_tools
+    from kever.tools.kb.agent_tools import ToolResult, make_kb_tools
 
-    tools = {t.name: t for t in make_kb_tools(kb)}
-    assert set(tools) == {"kb_search", "kb_emotions_of", "kb_expand", "kb_define"}
+    tools = {t.name: t for t in make_kb_tools(kb, k=3, shown=2)}
+    assert set(tools) == {"kb_search", "emotions_of", "define"}
     assert all(isinstance(t, BaseTool) and t.args_schema is not None for t in tools.values())
-    out = tools["kb_search"].invoke({"query": "thunderstorm", "k": 3})
-    json.dumps(out)
-    assert out["hits"] and all(h["id"] and h["source"] for h in out["hits"])
-    emo = tools["kb_emotions_of"].invoke({"concept": "puppy", "taxonomy": "mikels8"})
-    json.dumps(emo)
-    assert emo["evidence"][0]["id"] and emo["distribution"]["amusement"] > 0.2
-    assert tools["kb_define"].invoke({"label": "fear"})["source"]
-    assert len(tools["kb_expand"].invoke({"concept": "wedding", "n": 2})["related"]) == 2
-    err = tools["kb_define"].invoke({"label": "fear", "taxonomy": "nope"})
-    assert "unknown taxonomy" in err["error"]
-    with pytest.raises(Exception):  # pydantic validation of arguments
-        tools["kb_search"].invoke({"query": "x", "k": 1000})
+    text, res = tools["kb_search"].func(query="thunderstorm")
+    assert isinstance(res, ToolResult) and res.evidence and 0 < len(res.hits) <= 3
+    assert all(h.weights and h.kind != "definition" for h in res.hits)
+    assert text.count("; ") == min(2, len(res.hits)) - 1 and res.hits[0].id in text  # what the model reads
+    text, res = tools["emotions_of"].func(concept="puppy")
+    assert res.hits and text.startswith("amusement") and "from " in text
+    text, res = tools["define"].func(label="fear")
+    assert text.startswith("fear: ") and not res.evidence and res.hits == []
+    text, res = tools["define"].func(label="joyfulness")
+    assert text.startswith("error: 'joyfulness' is not a label") and res.error
+    # through LangChain: content for the model, the ToolResult as the artifact
+    msg = tools["kb_search"].invoke({"type": "tool_call", "id": "c1", "name": "kb_search", "args": {"query": "funeral"}})
+    assert "event.funeral" in msg.content and msg.artifact.hits[0].id
+    for bad in ({"query": ""}, {"query": "x" * 81}, {"query": "C3 colour"}, {"query": "storm", "k": 3}):
+        with pytest.raises(ValidationError):
+            tools["kb_search"].args_schema.model_validate(bad)
 
 
 def test_get_by_id(kb):

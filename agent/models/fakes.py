@@ -2,6 +2,8 @@
 
 - ``FakeVLM`` / ``FakeTextLM``: answer from a queue of scripted responses, or from a
   function of the prompt (``respond(messages, images) -> str``); every call is recorded.
+  ``FakeTextLM.generate_json(messages, schema)`` answers the same way and records the schema
+  (the structured call of a grammar-constrained model: the knowledge agent's tool calls).
 - ``FakeAligner``: hashed bag-of-words text embeddings and hashed colour/pixel image
   embeddings in one space of ``dim`` dimensions, L2-normalised; the same input always gives
   the same vector, and texts sharing words are closer than texts that do not.
@@ -82,10 +84,18 @@ class FakeTextLM(FakeVLM):
     def __init__(self, responses: Iterable[str] = (), *, respond: Responder | None = None,
                  default: str | None = "", model_id: str = "fake-textlm"):
         super().__init__(responses, respond=respond, default=default, model_id=model_id)
+        self.schemas: list[dict] = []
 
     def generate(self, messages: list[Message], images: list[Any] | None = None, *,
                  max_new_tokens: int = 256, temperature: float = 0.0) -> str:
         return super().generate(messages, images, max_new_tokens=max_new_tokens, temperature=temperature)
+
+    def generate_json(self, messages: list[Message], schema: dict, *, name: str = "reply",
+                      max_new_tokens: int = 128, temperature: float = 0.0) -> str:
+        """The scripted answer (a real model would be held to ``schema`` by a grammar; a
+        script may break it, which is what the tests of malformed replies need)."""
+        self.schemas.append(schema)
+        return self.generate(messages, max_new_tokens=max_new_tokens, temperature=temperature)
 
 
 _WORD = re.compile(r"[a-z0-9]+")

@@ -135,11 +135,19 @@ class HFTextLM:
         if self.tokenizer.pad_token_id is None and self.tokenizer.eos_token_id is not None:
             self.tokenizer.pad_token = self.tokenizer.eos_token
 
-    def _prompt_ids(self, messages: list[Message]):
-        msgs = [{"role": m["role"], "content": text_of(m.get("content", ""))} for m in messages]
+    @property
+    def supports_tools(self) -> bool:
+        """Whether the chat template renders OpenAI-style ``tools`` (the knowledge agent then
+        reads calls from ``<tool_call>`` blocks: kever.agent.tool_callers.TemplateCaller)."""
+        return "tools" in (self.tokenizer.chat_template or "")
+
+    def _prompt_ids(self, messages: list[Message], tools: list[dict] | None = None):
+        # keep tool_calls / tool_call_id / name: a tool conversation needs them
+        msgs = [{**m, "content": text_of(m.get("content") or "")} for m in messages]
         if self.tokenizer.chat_template:
+            extra = {"tools": tools} if tools else {}
             enc = self.tokenizer.apply_chat_template(
-                msgs, add_generation_prompt=True, return_tensors="pt", return_dict=True
+                msgs, add_generation_prompt=True, return_tensors="pt", return_dict=True, **extra
             )
         else:
             text = "\n".join(f"{m['role']}: {m['content']}" for m in msgs) + "\nassistant:"
@@ -147,13 +155,15 @@ class HFTextLM:
         return enc
 
     def generate(self, messages: list[Message], images: list | None = None, *,
-                 max_new_tokens: int = 256, temperature: float = 0.0) -> str:
+                 max_new_tokens: int = 256, temperature: float = 0.0, tools: list[dict] | None = None) -> str:
         import torch
 
         if images:
             raise ConfigError(f"{self.model_id} is a text model and cannot take images",
                               "use a VLM spec for image inputs")
-        enc = self._prompt_ids(messages).to(model_device(self.model))
+        if tools and not self.supports_tools:
+            raise ConfigError(f"{self.model_id}: its chat template takes no tools", "use a model whose template does")
+        enc = self._prompt_ids(messages, tools).to(model_device(self.model))
         n_in = enc["input_ids"].shape[1]
         with torch.inference_mode():
             out = self.model.generate(

@@ -52,6 +52,10 @@ def load_text_lm(spec: ModelSpec) -> TextLM:
         from kever.agent.models.hf_textlm import HFTextLM
 
         return HFTextLM(spec)
+    if spec.backend == "llamacpp":
+        from kever.agent.models.llamacpp import LlamaCppLM
+
+        return LlamaCppLM(spec)
     if spec.backend == "openai":
         from kever.agent.models.openai_vlm import OpenAIVLM
 
@@ -62,7 +66,7 @@ def load_text_lm(spec: ModelSpec) -> TextLM:
         return FakeTextLM(spec.options.get("responses", ()), default=spec.options.get("default", ""),
                           model_id=spec.model or "fake-textlm")
     raise ConfigError(f"backend '{spec.backend}' cannot serve as a text LM",
-                      "use transformers, transformers-gguf, openai or fake")
+                      "use transformers, transformers-gguf, llamacpp, openai or fake")
 
 
 def load_aligner(spec: ModelSpec) -> Aligner:
@@ -119,6 +123,8 @@ def weights_available(spec: ModelSpec) -> bool:
             return True
         if spec.backend == "openai":
             return server_reachable(spec)
+        if spec.backend == "llamacpp":
+            return _gguf_present(spec)
         if spec.backend == "transformers-gguf" or (spec.backend == "transformers" and spec.gguf_file):
             from kever.agent.models.hf_textlm import gguf_source
 
@@ -146,6 +152,26 @@ def weights_available(spec: ModelSpec) -> bool:
     return False
 
 
+def _registry_entry(spec: ModelSpec):
+    """The gguf_models.yaml entry a llamacpp spec names, or None for a plain file path."""
+    from kever.agent.models.gguf_parts import lookup
+
+    require(spec, "model")
+    if spec.model.endswith(".gguf") or "/" in spec.model:
+        return None
+    return lookup(spec.model)
+
+
+def _gguf_present(spec: ModelSpec) -> bool:
+    """The file is there and verifies (by its stamp, else by hashing it)."""
+    from kever.agent.models.gguf_parts import is_present
+
+    entry = _registry_entry(spec)
+    if entry is None:
+        return Path(spec.model).expanduser().is_file()
+    return is_present(entry)
+
+
 def server_reachable(spec: ModelSpec, timeout_s: float = 1.0) -> bool:
     if not spec.base_url:
         return False
@@ -169,14 +195,24 @@ def _offline(spec: ModelSpec, e: Exception) -> ModelUnavailable:
     )
 
 
-def pull(spec: ModelSpec) -> str:
-    """Fetch the spec's weights; return where they are (a folder, file or URL)."""
+def pull(spec: ModelSpec, progress=None) -> str:
+    """Fetch the spec's weights; return where they are (a folder, file or URL).
+    ``progress(message)`` hears about long pulls (the GGUF parts)."""
     if spec.backend == "fake":
         return "fake"
     if spec.backend == "openai":
         if not server_reachable(spec, timeout_s=5.0):
             raise ModelUnavailable(f"model server {spec.base_url} does not answer", "start it or fix base_url")
         return spec.base_url or ""
+    if spec.backend == "llamacpp":
+        from kever.agent.models.gguf_parts import pull_model
+
+        entry = _registry_entry(spec)
+        if entry is None:
+            if not Path(spec.model).expanduser().is_file():
+                raise ModelUnavailable(f"GGUF file not found: {spec.model}", "fix 'model' in the preset")
+            return spec.model
+        return str(pull_model(entry, progress=progress))
     if spec.backend == "transformers-gguf" or spec.gguf_file:
         from kever.agent.models.hf_textlm import dequantise
 
@@ -233,6 +269,9 @@ def where(spec: ModelSpec) -> str | None:
     try:
         if spec.backend == "openai":
             return spec.base_url
+        if spec.backend == "llamacpp":
+            entry = _registry_entry(spec)
+            return str(entry.path()) if entry is not None else spec.model
         if spec.backend == "transformers-gguf" or spec.gguf_file:
             from kever.agent.models.hf_textlm import dequantised_dir, gguf_source, is_dequantised
 

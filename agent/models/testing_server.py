@@ -5,8 +5,11 @@
         ...
         srv.requests   # every request body received; srv.images: decoded PIL images
 
-``script`` items are a reply text, or ``(status, text)`` to answer with an HTTP error; when
-the script runs out ``default`` is returned (or ``respond(body) -> str`` decides every reply).
+``script`` items are a reply text, a dict ``{"content": ..., "tool_calls": [...]}`` (an
+assistant message with OpenAI tool calls; ``tool_calls`` items may be given as
+``{"name": ..., "arguments": <str or dict>}`` and are wrapped in the wire form), or
+``(status, text)`` to answer with an HTTP error; when the script runs out ``default`` is
+returned (or ``respond(body) -> str | dict`` decides every reply).
 Image parts must be ``data:image/...;base64,`` URLs that decode to an image, else 400.
 Binds 127.0.0.1 on a free port.
 """
@@ -14,6 +17,7 @@ Binds 127.0.0.1 on a free port.
 
 import base64
 import io
+import json
 import socket
 import threading
 import time
@@ -22,7 +26,25 @@ from collections.abc import Callable, Iterable
 from typing import Any
 
 # no `from __future__ import annotations` here: FastAPI reads the handlers' annotations
-Script = str | tuple[int, str]
+Script = str | dict | tuple[int, str]
+
+
+def wire_message(item) -> dict:
+    """A scripted reply as an OpenAI assistant message."""
+    if isinstance(item, str):
+        return {"role": "assistant", "content": item}
+    calls = []
+    for i, tc in enumerate(item.get("tool_calls") or []):
+        if "function" in tc:
+            calls.append({"type": "function", "id": tc.get("id", f"call_{i}"), **tc})
+            continue
+        args = tc.get("arguments", {})
+        calls.append({"id": tc.get("id", f"call_{i}"), "type": "function",
+                      "function": {"name": tc["name"], "arguments": args if isinstance(args, str) else json.dumps(args)}})
+    msg = {"role": "assistant", "content": item.get("content")}
+    if calls:
+        msg["tool_calls"] = calls
+    return msg
 
 
 def free_port() -> int:
@@ -98,13 +120,15 @@ class FakeOpenAIServer:
             if isinstance(item, tuple):
                 status, text = item
                 return JSONResponse({"error": {"message": text}}, status_code=status)
+            msg = wire_message(item)
+            text = msg.get("content") or json.dumps(msg.get("tool_calls", []))
             return {
                 "id": f"chatcmpl-{len(self.requests)}",
                 "object": "chat.completion",
                 "created": int(time.time()),
                 "model": body.get("model", self.model),
-                "choices": [{"index": 0, "message": {"role": "assistant", "content": item}, "finish_reason": "stop"}],
-                "usage": {"prompt_tokens": 0, "completion_tokens": len(item.split()), "total_tokens": 0},
+                "choices": [{"index": 0, "message": msg, "finish_reason": "tool_calls" if msg.get("tool_calls") else "stop"}],
+                "usage": {"prompt_tokens": 0, "completion_tokens": len(text.split()), "total_tokens": 0},
             }
 
         return app
