@@ -197,6 +197,21 @@ class Reasoner:
         return j
 
 
+    @property
+    def writes_followups(self) -> bool:
+        """Whether this preset has a language model to answer chat follow-ups (:meth:`followup`)."""
+        return self.c.text_lm is not None
+
+    def followup(self, judgment: Judgment, question: str, asked: str | None):
+        """A chat follow-up about ``judgment`` answered by this preset's language model, checked
+        (:mod:`kever.agent.followup`); ``None`` where the preset has no text model."""
+        if self.c.text_lm is None:
+            return None
+        from kever.agent.followup import answer_followup
+
+        return answer_followup(self.c.text_lm, judgment, question, asked)
+
+
 class _WithLabels:
     """A judgment seen with its label set (what the written explanation reads)."""
 

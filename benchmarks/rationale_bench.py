@@ -10,7 +10,10 @@ the share of rationales passing each check of ``agent/rationale.py`` (for a mode
 attempt, and the final text after one regeneration and the fallback), the share naming
 something no cue or evidence mentions, how often the model's text was kept, median words,
 median seconds of the rationale node and of the whole judgment, new tokens per second, cold
-start (building the Reasoner), peak RSS, and the load average. Ten rationales each, chosen by
+start (building the Reasoner), peak RSS, and the load average. For a preset with a language
+model, each judgment also gets the chat follow-up "why not <runner-up>?" answered by that
+model (agent/followup.py): share passing its checks first time, kept after one regeneration,
+median seconds. Ten rationales each, chosen by
 a fixed rule (the first ten photos), are kept verbatim. A preset whose model is not available
 is reported as skipped with the reason.
 """
@@ -41,7 +44,8 @@ def dev_images(limit: int) -> list[Path]:
     return [root / "flickr_ldl_dev" / "images" / n for n in names[:limit]]
 
 
-def one(preset: str, limit: int) -> dict:
+def one(preset: str, limit: int, ablate: tuple[str, ...] = ()) -> dict:
+    from kever.agent.followup import CHECKS as FOLLOWUP_CHECKS
     from kever.agent.rationale import CHECKS, check_all
     from kever.agent.reasoner import Reasoner
     from kever.errors import KeverError
@@ -49,16 +53,24 @@ def one(preset: str, limit: int) -> dict:
     images = dev_images(limit)
     t0 = time.perf_counter()
     try:
-        r = Reasoner.from_preset(preset)
+        r = Reasoner.from_preset(preset, ablate=ablate)
     except KeverError as e:
         return {"preset": preset, "skipped": str(e)}
     cold = time.perf_counter() - t0
-    rows = []
+    rows, follow = [], []
     for path in images:
         j = r.explain(path, rationale=True)
         state = _State(j, r.labelset(None))
         final = check_all(j.rationale, state)
         first = j.rationale_attempts[0] if j.rationale_attempts else None
+        if r.writes_followups:  # a chat follow-up about the runner-up, answered by the same model
+            runner = sorted(j.scores, key=lambda k: -j.scores[k])[1]
+            t1 = time.perf_counter()
+            f = r.followup(j, f"why not {runner}?", runner)
+            follow.append({"image": path.name, "question": f"why not {runner}?", "label": j.label, "answer": f.text,
+                           "first_text": f.attempts[0].text if f.attempts else None,
+                           "first_failed": f.attempts[0].failed if f.attempts else None, "attempts": len(f.attempts),
+                           "s": round(time.perf_counter() - t1, 3)})
         rows.append({
             "image": path.name, "label": j.label, "kind": j.rationale_kind, "rationale": j.rationale,
             "final_failed": [k for k, v in final.items() if v],
@@ -77,7 +89,7 @@ def one(preset: str, limit: int) -> dict:
         return round(sum(map(pred, among)) / len(among), 3) if among else None
 
     out = {
-        "preset": preset, "images": n, "models": r.models, "cold_start_s": round(cold, 2),
+        "preset": preset, "ablate": list(ablate), "images": n, "models": r.models, "cold_start_s": round(cold, 2),
         "peak_rss_mb": round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 1),
         "load_average": os.getloadavg(),
         "final": {c: share(lambda x, c=c: c not in x["final_failed"], rows) for c in CHECKS},
@@ -95,6 +107,15 @@ def one(preset: str, limit: int) -> dict:
         out["model_kept_after_regeneration"] = share(lambda x: x["kind"] == "model", model_rows)
         out["names_something_unseen_first_attempt"] = share(lambda x: "names nothing unseen" in x["first_failed"], model_rows)
         out["tokens_per_s"] = round(toks / secs, 2) if secs else None
+    if follow:
+        out["followup"] = {
+            "asked": len(follow), "question": "why not <runner-up>?",
+            "first_attempt_all_checks": share(lambda x: not x["first_failed"], follow),
+            "kept_after_regeneration": share(lambda x: x["answer"] is not None, follow),
+            "first_failed_counts": {c: sum(c in (x["first_failed"] or []) for x in follow) for c in FOLLOWUP_CHECKS},
+            "median_s": round(float(np.median([x["s"] for x in follow])), 2),
+            "ten": follow[:10],
+        }
     out["ten"] = [{k: x[k] for k in ("image", "label", "kind", "rationale", "first_text", "first_failed")} for x in rows[:10]]
     return out
 
@@ -114,10 +135,11 @@ def main(argv=None) -> int:
     ap.add_argument("--limit", type=int, default=100)
     ap.add_argument("--presets", nargs="+", default=["offline", "benchmarks/presets/offline-smollm2.yaml", "offline-llm"])
     ap.add_argument("--out", type=Path, default=Path("benchmarks/results/rationale.json"))
+    ap.add_argument("--ablate", nargs="*", default=[], help="parts switched off in every preset (e.g. agent)")
     ap.add_argument("--one", help=argparse.SUPPRESS)
     args = ap.parse_args(argv)
     if args.one:
-        print(json.dumps(one(args.one, args.limit)))
+        print(json.dumps(one(args.one, args.limit, tuple(args.ablate))))
         return 0
     if not dev_images(1):
         print("rationale_bench: ../shared/data is absent; nothing to measure")
@@ -125,14 +147,16 @@ def main(argv=None) -> int:
     results = []
     for preset in args.presets:
         print(f"rationale_bench: {preset} on {args.limit} dev photos ...", file=sys.stderr, flush=True)
-        p = subprocess.run([sys.executable, __file__, "--one", preset, "--limit", str(args.limit)], capture_output=True, text=True)
+        p = subprocess.run([sys.executable, __file__, "--one", preset, "--limit", str(args.limit), "--ablate", *args.ablate],
+                           capture_output=True, text=True)
         if p.returncode != 0:
             results.append({"preset": preset, "skipped": p.stderr.strip().splitlines()[-1] if p.stderr.strip() else f"exit {p.returncode}"})
         else:
             results.append(json.loads(p.stdout.strip().splitlines()[-1]))
         print(json.dumps({k: v for k, v in results[-1].items() if k != "ten"}, indent=1), file=sys.stderr)
     args.out.parent.mkdir(parents=True, exist_ok=True)
-    args.out.write_text(json.dumps({"limit": args.limit, "results": results}, indent=2))
+    args.out.write_text(json.dumps({"command": " ".join(["benchmarks/rationale_bench.py", *(argv or sys.argv[1:])]),
+                                    "limit": args.limit, "ablate": args.ablate, "results": results}, indent=2))
     print(f"wrote {args.out}")
     return 0
 

@@ -75,7 +75,7 @@ def first_answer(j: Judgment) -> str:
     return with_sources("\n".join(lines), src) + "\n\n" + hint
 
 
-def _projected(j: Judgment, label: str) -> str | None:
+def projected(j: Judgment, label: str) -> str | None:
     """For a label set projected from the fused Mikels-8 distribution, where evidence is weighted
     over Mikels-8: say so, with that distribution."""
     canonical = getattr(j, "canonical", None) or {}
@@ -91,7 +91,7 @@ def support(j: Judgment, label: str | None) -> str:
     label = label or j.label
     if label not in j.scores:
         return not_in_set(j, label)
-    note = _projected(j, label)
+    note = projected(j, label)
     if note:
         return note + "\n\nCues seen:\n" + "\n".join(_cue_line(c) for c in sorted(j.cues, key=lambda c: -c.confidence)[:5])
     ev = _support(j, label)
@@ -113,7 +113,7 @@ def contrast(j: Judgment, label: str) -> str:
     rank = ranked.index(label) + 1
     out = [f"**{label}** scored {_pct(j.scores[label])} (rank {rank} of {len(ranked)}), against "
            f"{_pct(j.scores[j.label])} for **{j.label}**."]
-    note = _projected(j, label)
+    note = projected(j, label)
     if note:
         return "\n\n".join([out[0], note])
     gap = {e.id: _push(j, e, j.label) - _push(j, e, label) for e in j.evidence}
@@ -127,6 +127,12 @@ def contrast(j: Judgment, label: str) -> str:
     else:
         out += ["", f"No cue or knowledge entry in this judgment points to {label}."]
     return "\n".join(out)
+
+
+def with_model_answer(j: Judgment, model_text: str, composed: str) -> str:
+    """The language model's checked answer first, then the composed answer it was written from."""
+    src = Sources(j)
+    return with_sources(f"{src.cite(model_text)}\n\n{composed}", src)
 
 
 def scores(j: Judgment) -> str:

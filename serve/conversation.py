@@ -5,7 +5,9 @@ Graph: ``understand`` -> (``judge`` | ``relabel`` | ``answer``) -> ``answer``.
 - ``relabel`` re-fuses the stored cues/evidence over another label set (``Reasoner.relabel``):
   when the turn asks for one, or when the request's model id names another label set than
   the stored judgment's model id did (the model id always picks the label set);
-- ``answer`` writes the reply from the judgment (scores, cues, evidence).
+- ``answer`` writes the reply from the judgment (scores, cues, evidence); for a follow-up
+  ("why not fear?") the preset's language model, where it has one, answers first from the
+  same judgment, checked (:mod:`kever.agent.followup`).
 
 The graph holds no checkpointer: the turn's input is loaded from the store, and the store
 writes the turn once when it is answered (a LangGraph checkpointer would snapshot the whole
@@ -15,6 +17,7 @@ state at every step). The image and the reasoner travel in the run's context.
 from __future__ import annotations
 
 import contextvars
+import logging
 import threading
 import zlib
 from dataclasses import dataclass, field
@@ -26,6 +29,8 @@ from kever.serve import answers
 from kever.serve import openai_errors as oe
 from kever.serve.intents import Intent, parse
 from kever.serve.store import Conversation, Store
+
+log = logging.getLogger("kever.serve")
 
 
 class TurnState(TypedDict, total=False):
@@ -62,6 +67,26 @@ def _isolated(fn: Callable, *args, **kwargs):
 def _emit(ctx: TurnContext, node: str, status: str = "end", **extra) -> None:
     if ctx.on_event:
         ctx.on_event({"node": node, "status": status, **extra})
+
+
+def _model_followup(ctx: TurnContext, j: Judgment, question: str, label: str | None, composed: str) -> str:
+    """The reasoner's language model answers the follow-up from the stored judgment, where the
+    preset has one and the label's evidence is weighted over it (not a projected label set); its
+    answer leads only if it passed its checks, else the composed answer stands alone."""
+    fn = getattr(ctx.reasoner, "followup", None)
+    asked = label or j.label
+    if fn is None or not getattr(ctx.reasoner, "writes_followups", False) or asked not in j.scores \
+            or answers.projected(j, asked):
+        return composed
+    _emit(ctx, "followup", "start")
+    with ctx.model_lock:
+        f = _isolated(fn, j, question, asked)
+    _emit(ctx, "followup")
+    if f is None:
+        return composed
+    for note in f.notes:
+        log.info("follow-up: %s", note)
+    return composed if f.text is None else answers.with_model_answer(j, f.text, composed)
 
 
 def build_graph():
@@ -131,9 +156,11 @@ def build_graph():
             if intent.kind == "relabel":
                 reply = answers.relabeled(j, state.get("why", ""))
             elif intent.kind == "contrast" and intent.label:
-                reply = answers.contrast(j, intent.label)
+                reply = _model_followup(runtime.context, j, state.get("text", ""), intent.label,
+                                        answers.contrast(j, intent.label))
             elif intent.kind == "support":
-                reply = answers.support(j, intent.label)
+                reply = _model_followup(runtime.context, j, state.get("text", ""), intent.label,
+                                        answers.support(j, intent.label))
             elif intent.kind == "scores":
                 reply = answers.scores(j)
             else:

@@ -102,6 +102,7 @@ STEPS = {
     "reconcile": "Weighing the evidence",
     "deliberate": "A close call: taking a second look",
     "rationale": "Writing the explanation",
+    "followup": "Writing the answer",
     "relabel": "Re-scoring over another set of labels (the image is not looked at again)",
 }
 

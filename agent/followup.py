@@ -1,0 +1,130 @@
+"""A follow-up question about a stored judgment ("why not fear?", "what made it awe?"),
+answered by the preset's language model from that judgment alone, and checked.
+
+The model is given the judgment's own facts: the decided label and the asked one with their
+scores, and the cues and knowledge items that moved the two apart (each with its push on each
+label, from the evidence's ``pushes``). Its answer must pass :func:`check_followup`: it cites at
+least one id of the judgment and none it does not hold, names the asked label, never says the
+image evokes a label other than the decided one (it may say it does not), names no object,
+scene or expression absent from the cues and evidence, and does not repeat itself. A failed
+check gets one regeneration; a second failure returns ``None`` and the caller keeps the answer
+composed from the numbers (``kever.serve.answers``), which is right by construction.
+Nothing here changes the judgment: the label stays the one the numbers decided.
+"""
+
+from __future__ import annotations
+
+import re
+import time
+from dataclasses import dataclass, field
+
+from kever.agent.judgment import Evidence, Judgment, RationaleAttempt
+from kever.agent.rationale import CITE, _complete_sentences, _repeats_a_phrase, unseen_concepts
+from kever.prompts import load_prompt
+
+MAX_NEW_TOKENS = 80
+#: words that, just before "evokes <label>", make it a denial ("does not evoke fear")
+_DENIAL = re.compile(r"(?:\bnot|n't|\bless|\bnever|\bno|\brather than|\binstead of)\s+(?:\w+\s+){0,2}$")
+
+
+@dataclass
+class FollowUp:
+    text: str | None  # the model's checked answer; None: keep the composed one
+    prompt_ref: str | None = None
+    notes: list[str] = field(default_factory=list)
+    attempts: list[RationaleAttempt] = field(default_factory=list)
+
+
+def _push(j: Judgment, e: Evidence, label: str) -> float:
+    return e.score if label == j.label else e.pushes.get(label, 0.0)
+
+
+def facts(j: Judgment, asked: str, k: int = 6) -> tuple[str, str]:
+    """(cue lines, evidence lines) for the model: the items that most separate the decided label
+    from ``asked`` (for ``asked == j.label``: the strongest support), each marked with its side."""
+    top = j.label
+    if asked == top:
+        key = {e.id: _push(j, e, top) for e in j.evidence}
+    else:
+        key = {e.id: _push(j, e, top) - _push(j, e, asked) for e in j.evidence}
+    ev = sorted(j.evidence, key=lambda e: -abs(key[e.id]))[:k]
+
+    def side(e: Evidence) -> str:
+        if asked == top:
+            return f"for {top}" if key[e.id] > 0 else f"against {top}"
+        return f"favours {top} over {asked}" if key[e.id] > 0 else f"favours {asked} over {top}"
+
+    ev_lines = [f"[{e.ref}] {e.text[:160]} ({side(e)})" for e in ev if e.ref]
+    cue_ids = [cid for e in ev for cid in e.cue_ids]
+    by_id = {c.id: c for c in j.cues}
+    cues = [by_id[c] for c in dict.fromkeys(cue_ids) if c in by_id][:k] or sorted(j.cues, key=lambda c: -c.confidence)[:3]
+    cue_lines = [f"[{c.id}] {c.family}: {c.text}" for c in cues]
+    return "\n".join(cue_lines) or "(none)", "\n".join(ev_lines) or "(none)"
+
+
+#: the checks a model-written follow-up must pass, in the order they are reported
+CHECKS = ("cites existing ids", "names the asked label", "never says another label is evoked", "names nothing unseen",
+          "no repeats")
+
+
+def check_followup(text: str, j: Judgment, asked: str) -> dict[str, str | None]:
+    """Each check of :data:`CHECKS` -> None (passed) or what is wrong."""
+    out: dict[str, str | None] = dict.fromkeys(CHECKS)
+    cited = CITE.findall(text or "")
+    known = {c.id for c in j.cues} | {e.ref for e in j.evidence if e.ref}
+    if not text or len(text.strip()) < 20:
+        out["cites existing ids"] = "empty or too short"
+    elif not cited:
+        out["cites existing ids"] = "cites no evidence id"
+    elif bad := sorted(set(cited) - known):
+        out["cites existing ids"] = f"cites unknown id(s) {', '.join(bad)}"
+    lower = (text or "").lower()
+    if not re.search(rf"\b{re.escape(asked.lower())}\b", lower):
+        out["names the asked label"] = f"does not name '{asked}'"
+    for other in j.scores:
+        if other == j.label:
+            continue
+        for m in re.finditer(rf"\bevok\w*\s+(?:a |an )?{re.escape(other.lower())}\b", lower):
+            if not _DENIAL.search(lower[max(0, m.start() - 30):m.start()]):
+                out["never says another label is evoked"] = f"says the image evokes '{other}'"
+    unseen = unseen_concepts(text or "", j)
+    if unseen:
+        out["names nothing unseen"] = f"names {', '.join(repr(u) for u in unseen[:3])}, which no cue or evidence mentions"
+    sentences = [x.strip().lower() for x in re.split(r"(?<=[.!?])\s+", text or "") if x.strip()]
+    if len(set(sentences)) < len(sentences) or _repeats_a_phrase(text or ""):
+        out["no repeats"] = "repeats itself"
+    return out
+
+
+def answer_followup(text_lm, j: Judgment, question: str, asked: str | None) -> FollowUp:
+    """The model's answer to ``question`` about ``j`` (checked, one regeneration), or ``text=None``."""
+    asked = asked or j.label
+    if asked not in j.scores:
+        return FollowUp(None, notes=[f"'{asked}' is not in the judgment's labels"])
+    prompt = load_prompt("followup")
+    cues, evidence = facts(j, asked)
+    messages = prompt.messages(question=question.strip()[:300], label=j.label, prob=j.scores[j.label], asked=asked,
+                               asked_prob=j.scores[asked], cues=cues, evidence=evidence)
+    out = FollowUp(None, prompt.ref)
+    for _ in range(2):
+        t0 = time.perf_counter()
+        try:
+            text = _complete_sentences(text_lm.generate(messages, max_new_tokens=MAX_NEW_TOKENS))
+        except Exception as e:  # a model failure keeps the composed answer
+            out.notes.append(f"follow-up model failed ({type(e).__name__}: {e}); the composed answer is used")
+            return out
+        results = check_followup(text, j, asked)
+        failed = [name for name, p in results.items() if p]
+        out.attempts.append(RationaleAttempt(text=text, failed=failed, seconds=round(time.perf_counter() - t0, 3),
+                                             new_tokens=getattr(text_lm, "last_new_tokens", None)))
+        problem = next((results[name] for name in failed), None)
+        if problem is None:
+            out.text = text
+            return out
+        messages = messages + [
+            {"role": "assistant", "content": text},
+            {"role": "user", "content": f"That answer {problem}. Rewrite it using only the facts listed, naming "
+                                        f"{asked} and citing ids like [C1] or [E1]."},
+        ]
+    out.notes.append(f"model follow-up failed its check twice ({problem}); the composed answer is used")
+    return out
