@@ -19,12 +19,10 @@ import time
 from dataclasses import dataclass, field
 
 from kever.agent.judgment import Evidence, Judgment, RationaleAttempt
-from kever.agent.rationale import CITE, _complete_sentences, _repeats_a_phrase, unseen_concepts
+from kever.agent.rationale import CITE, _complete_sentences, _repeats_a_phrase, stray_labels, unseen_concepts
 from kever.prompts import load_prompt
 
 MAX_NEW_TOKENS = 80
-#: words that, just before "evokes <label>", make it a denial ("does not evoke fear")
-_DENIAL = re.compile(r"(?:\bnot|n't|\bless|\bnever|\bno|\brather than|\binstead of)\s+(?:\w+\s+){0,2}$")
 
 
 @dataclass
@@ -81,18 +79,18 @@ def check_followup(text: str, j: Judgment, asked: str) -> dict[str, str | None]:
     lower = (text or "").lower()
     if not re.search(rf"\b{re.escape(asked.lower())}\b", lower):
         out["names the asked label"] = f"does not name '{asked}'"
-    for other in j.scores:
-        if other == j.label:
-            continue
-        for m in re.finditer(rf"\bevok\w*\s+(?:a |an )?{re.escape(other.lower())}\b", lower):
-            if not _DENIAL.search(lower[max(0, m.start() - 30):m.start()]):
-                out["never says another label is evoked"] = f"says the image evokes '{other}'"
+    stray = stray_labels(text or "", j.label, j.scores, allowed=(asked,))
+    if stray:
+        out["never says another label is evoked"] = stray
     unseen = unseen_concepts(text or "", j)
     if unseen:
         out["names nothing unseen"] = f"names {', '.join(repr(u) for u in unseen[:3])}, which no cue or evidence mentions"
     sentences = [x.strip().lower() for x in re.split(r"(?<=[.!?])\s+", text or "") if x.strip()]
+    twice = sorted({c for c in cited if cited.count(c) > 1})
     if len(set(sentences)) < len(sentences) or _repeats_a_phrase(text or ""):
         out["no repeats"] = "repeats itself"
+    elif twice:
+        out["no repeats"] = f"cites {', '.join(f'[{c}]' for c in twice)} more than once"
     return out
 
 

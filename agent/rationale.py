@@ -103,6 +103,37 @@ def unseen_concepts(text: str, state) -> list[str]:
     return out
 
 
+#: just before another label: words that set it against the decided one ("ahead of fear", "not fear")
+_CONTRAST_BEFORE = re.compile(
+    r"(?:\bnot|n't|\bno|\bnever|\bless|\bthan|\bover|\bahead of|\brather than|\binstead of|\bunlike|\bagainst|"
+    r"\bversus|\bvs\.?|\bfrom|\bbelow|\bbehind|\bthen|\btoward|\btowards|\btie with|\bsuch as)\s+(?:\w+\s+){0,2}$")
+#: just after it: "fear (20%) scored lower", "fear was weaker"
+_CONTRAST_AFTER = re.compile(r"^\s*(?:\(\d+%\)\s*)?(?:\w+\s+){0,2}(?:lower|less|weaker|behind|below|second|trails?|trailed)\b")
+
+
+def stray_labels(text: str, decided: str, labels, allowed=()) -> str | None:
+    """What is wrong if the text names a label other than ``decided`` (and ``allowed``) other
+    than as the weaker alternative: "evokes fear", "reads as disgust, sadness, fear" for a sadness
+    decision. "ahead of fear", "not fear", "fear scored lower", "sadness and fear" pass."""
+    lower = re.sub(CITE, " ", text.lower())
+    found = sorted(((m, other) for other in labels if other != decided
+                    for m in re.finditer(rf"\b{re.escape(other.lower())}\b", lower)), key=lambda mo: mo[0].start())
+    for m, other in found:
+        before, after = lower[max(0, m.start() - 40):m.start()], lower[m.end():m.end() + 40]
+        if re.search(r"\bevok\w*\s+(?:a |an )?$", before) and not _DENIAL.search(before[: before.rfind("evok")]):
+            return f"says the image evokes '{other}'"
+        if other in allowed:
+            continue
+        paired = re.search(rf"\b{re.escape(decided.lower())}\s*(?:\(\d+%\))?\s*(?:,|and|or|vs\.?|versus)\s+$", before)
+        if not (paired or _CONTRAST_BEFORE.search(before) or _CONTRAST_AFTER.search(after)):
+            return f"names '{other}' other than as the weaker alternative to '{decided}'"
+    return None
+
+
+#: words that, just before "evokes <label>", make it a denial ("does not evoke fear")
+_DENIAL = re.compile(r"(?:\bnot|n't|\bless|\bnever|\bno|\brather than|\binstead of)\s+(?:\w+\s+){0,2}$")
+
+
 #: the checks a model-written rationale must pass, in the order they are reported
 CHECKS = ("cites >= 2 existing ids", "names the decided label first", "never says another label is evoked",
           "names nothing unseen", "no repeats")
@@ -127,15 +158,18 @@ def check_all(text: str, state) -> dict[str, str | None]:
         out["names the decided label first"] = f"does not name the decided label '{state.label}'"
     elif (first := min(positions, key=positions.get)) != state.label:
         out["names the decided label first"] = f"argues for '{first}' before the decided label '{state.label}'"
-    for other in positions:
-        if other != state.label and re.search(rf"\bevok\w*\s+(?:a |an )?{re.escape(other.lower())}\b", lower):
-            out["never says another label is evoked"] = f"also says the image evokes '{other}'"
+    stray = stray_labels(text or "", state.label, state.scores)
+    if stray:
+        out["never says another label is evoked"] = stray
     unseen = unseen_concepts(text or "", state)
     if unseen:
         out["names nothing unseen"] = f"names {', '.join(repr(u) for u in unseen[:3])}, which no cue or evidence mentions"
     sentences = [x.strip().lower() for x in re.split(r"(?<=[.!?])\s+", text or "") if x.strip()]
+    twice = sorted({c for c in cited if cited.count(c) > 1})
     if len(set(sentences)) < len(sentences) or _repeats_a_phrase(text or ""):
         out["no repeats"] = "repeats itself"
+    elif twice:
+        out["no repeats"] = f"cites {', '.join(f'[{c}]' for c in twice)} more than once"
     return out
 
 

@@ -158,6 +158,27 @@ def test_rationale_check():
     assert looping["no repeats"] == "repeats itself" and [k for k, v in looping.items() if v] == ["no repeats"]
 
 
+@pytest.mark.parametrize("text,problem", [
+    # another label only as the weaker alternative: passes
+    ("The image evokes awe (60%), ahead of contentment (26%): the alp [C1] and mountains [E1].", None),
+    ("The alp [C1] evokes awe rather than contentment, as mountains do [E1].", None),
+    ("The alp [C1] evokes awe, not sadness, as mountains do [E1].", None),
+    ("The alp [C1] evokes awe as mountains do [E1]; sadness scored lower despite the dim light [C2].", None),
+    ("The alp [C1] evokes awe [E1]; the dim light [C2] pulled toward sadness.", None),
+    # another label said of the image: fails
+    ("The alp [C1] evokes awe [E1], and the dim light [C2] evokes sadness.", "says the image evokes 'sadness'"),
+    ("The image evokes awe: the alp [C1] and the dim light [C2] read as sadness, fear [E1].",
+     "names 'sadness' other than as the weaker alternative to 'awe'"),
+])
+def test_rationale_names_other_labels_only_as_the_weaker_alternative(text, problem):
+    assert check_all(text, _S())["never says another label is evoked"] == problem
+
+
+def test_rationale_cites_each_id_once():
+    results = check_all("The image evokes awe: the alp [C1] and mountains [E1], the alp again [C1].", _S())
+    assert results["no repeats"] == "cites [C1] more than once"
+
+
 def test_written_explanation_says_what_the_numbers_did():
     s = _S()
     text = written(s)
