@@ -8,7 +8,7 @@ only say what the numbers did, and cites only what the judgment shows:
 1. the label, its probability and how close the call was (a near-tie is said as one);
 2. the cues that pushed the label up most, in plain words (``Cue.say``, from cue_rules.yaml),
    each cited once with the strongest piece of evidence it brought ("the smiling, happy face
-   [C3][E1]");
+   [C3][E1]"); cues that read the same are said once ("two smiling, happy faces [C3][C4][E1]");
 3. the cue that pulled hardest the other way, and which label it pointed to.
 
 Wording is data (``EXPLAIN``) and thresholds are constants below; nothing here decides.
@@ -107,18 +107,26 @@ def written_explanation(label: str, scores: dict[str, float], cues, evidence, pi
     total, items = cue_contributions(evidence, pi)
     cited_refs: set[str] = set()
 
-    def cite(cid: str) -> str:
+    def cite(cid: str, same: tuple[str, ...] = ()) -> str:
+        """The cue in plain words with its ids, and the strongest evidence not yet cited;
+        ``same``: more cues that read the same (two smiling faces), said once, all cited."""
         ref = next((e.ref for e in items.get(cid, []) if e.ref not in cited_refs), None)
         if ref:
             cited_refs.add(ref)
-        return f"{_phrase(cue_by_id[cid])} [{cid}]" + (f"[{ref}]" if ref else "")
+        ids = "".join(f"[{c}]" for c in (cid, *same))
+        return f"{_plural(_phrase(cue_by_id[cid]), 1 + len(same))} {ids}" + (f"[{ref}]" if ref else "")
 
     support = sorted((c for c, v in total.items() if v > 0 and c in cue_by_id), key=lambda c: -total[c])
     top = total[support[0]] if support else 0.0
-    support = [c for c in support if total[c] >= MIN_SHARE * top][:MAX_SUPPORT]
+    support = [c for c in support if total[c] >= MIN_SHARE * top]
+    groups: dict[str, list[str]] = {}  # phrase -> its cues, strongest first (one phrase is said once)
+    for c in support:
+        groups.setdefault(_phrase(cue_by_id[c]), []).append(c)
+    grouped = list(groups.values())[:MAX_SUPPORT]
+    support = [c for g in grouped for c in g]
     sentences = [first]
     if support:
-        sentences.append(f"It rests mostly on {_join([cite(c) for c in support])}.")
+        sentences.append(f"It rests mostly on {_join([cite(g[0], tuple(g[1:])) for g in grouped])}.")
     else:
         sentences.append("No cue in the image clearly points to it; the call rests on weak evidence.")
     for e in evidence:  # deliberation that moved the label as much as the strongest cue
@@ -129,13 +137,31 @@ def written_explanation(label: str, scores: dict[str, float], cues, evidence, pi
                 other = next((k for k in ranked if k != label), label)
                 sentences.append(WHOLE_STREAMS[e.stream].format(label=label, other=other, ref=f"[{e.ref}]"))
                 cited_refs.add(e.ref)
-    against = sorted((c for c, v in total.items() if v < 0 and c in cue_by_id and c not in support), key=lambda c: total[c])
+    said = {_phrase(cue_by_id[c]) for c in support}
+    against = sorted((c for c, v in total.items() if v < 0 and c in cue_by_id and c not in support
+                      and _phrase(cue_by_id[c]) not in said), key=lambda c: total[c])
     if against and top > 0 and -total[against[0]] >= AGAINST_SHARE * top:
         cid = against[0]
         other = next((o for e in items[cid] if (o := _in_label_set(e.points_to, labels)) and o != label), None)
         if other:
             sentences.append(f"{_capital(cite(cid))} pulled the other way, toward {other}.")
     return " ".join(sentences)
+
+
+NUMBER = {2: "two", 3: "three", 4: "four", 5: "five"}
+
+
+def _plural(phrase: str, n: int) -> str:
+    """'the smiling, happy face' said of n cues: 'two smiling, happy faces'."""
+    if n == 1:
+        return phrase
+    words = phrase.split()
+    if words and words[0].lower() in ("the", "a", "an"):
+        words = words[1:]
+    last = words[-1] if words else ""
+    if last and not last.endswith("s"):
+        words[-1] = last + ("es" if last.endswith(("x", "ch", "sh")) else "s")
+    return f"{NUMBER.get(n, str(n))} {' '.join(words)}"
 
 
 def _in_label_set(mikels: str, labels) -> str | None:
