@@ -15,11 +15,10 @@ Nothing here changes the judgment: the label stays the one the numbers decided.
 from __future__ import annotations
 
 import re
-import time
 from dataclasses import dataclass, field
 
 from kever.agent.judgment import Evidence, Judgment, RationaleAttempt
-from kever.agent.rationale import CITE, _complete_sentences, _repeats_a_phrase, stray_labels, unseen_concepts
+from kever.agent.rationale import citation_problem, generate_checked, repeat_problem, stray_labels, unseen_problem
 from kever.prompts import load_prompt
 
 MAX_NEW_TOKENS = 80
@@ -68,29 +67,13 @@ CHECKS = ("cites existing ids", "names the asked label", "never says another lab
 def check_followup(text: str, j: Judgment, asked: str) -> dict[str, str | None]:
     """Each check of :data:`CHECKS` -> None (passed) or what is wrong."""
     out: dict[str, str | None] = dict.fromkeys(CHECKS)
-    cited = CITE.findall(text or "")
     known = {c.id for c in j.cues} | {e.ref for e in j.evidence if e.ref}
-    if not text or len(text.strip()) < 20:
-        out["cites existing ids"] = "empty or too short"
-    elif not cited:
-        out["cites existing ids"] = "cites no evidence id"
-    elif bad := sorted(set(cited) - known):
-        out["cites existing ids"] = f"cites unknown id(s) {', '.join(bad)}"
-    lower = (text or "").lower()
-    if not re.search(rf"\b{re.escape(asked.lower())}\b", lower):
+    out["cites existing ids"] = citation_problem(text, known, 1)
+    if not re.search(rf"\b{re.escape(asked.lower())}\b", (text or "").lower()):
         out["names the asked label"] = f"does not name '{asked}'"
-    stray = stray_labels(text or "", j.label, j.scores, allowed=(asked,))
-    if stray:
-        out["never says another label is evoked"] = stray
-    unseen = unseen_concepts(text or "", j)
-    if unseen:
-        out["names nothing unseen"] = f"names {', '.join(repr(u) for u in unseen[:3])}, which no cue or evidence mentions"
-    sentences = [x.strip().lower() for x in re.split(r"(?<=[.!?])\s+", text or "") if x.strip()]
-    twice = sorted({c for c in cited if cited.count(c) > 1})
-    if len(set(sentences)) < len(sentences) or _repeats_a_phrase(text or ""):
-        out["no repeats"] = "repeats itself"
-    elif twice:
-        out["no repeats"] = f"cites {', '.join(f'[{c}]' for c in twice)} more than once"
+    out["never says another label is evoked"] = stray_labels(text or "", j.label, j.scores, allowed=(asked,))
+    out["names nothing unseen"] = unseen_problem(text, j)
+    out["no repeats"] = repeat_problem(text)
     return out
 
 
@@ -103,26 +86,12 @@ def answer_followup(text_lm, j: Judgment, question: str, asked: str | None) -> F
     cues, evidence = facts(j, asked)
     messages = prompt.messages(question=question.strip()[:300], label=j.label, prob=j.scores[j.label], asked=asked,
                                asked_prob=j.scores[asked], cues=cues, evidence=evidence)
-    out = FollowUp(None, prompt.ref)
-    for _ in range(2):
-        t0 = time.perf_counter()
-        try:
-            text = _complete_sentences(text_lm.generate(messages, max_new_tokens=MAX_NEW_TOKENS))
-        except Exception as e:  # a model failure keeps the composed answer
-            out.notes.append(f"follow-up model failed ({type(e).__name__}: {e}); the composed answer is used")
-            return out
-        results = check_followup(text, j, asked)
-        failed = [name for name, p in results.items() if p]
-        out.attempts.append(RationaleAttempt(text=text, failed=failed, seconds=round(time.perf_counter() - t0, 3),
-                                             new_tokens=getattr(text_lm, "last_new_tokens", None)))
-        problem = next((results[name] for name in failed), None)
-        if problem is None:
-            out.text = text
-            return out
-        messages = messages + [
-            {"role": "assistant", "content": text},
-            {"role": "user", "content": f"That answer {problem}. Rewrite it using only the facts listed, naming "
-                                        f"{asked} and citing ids like [C1] or [E1]."},
-        ]
-    out.notes.append(f"model follow-up failed its check twice ({problem}); the composed answer is used")
+    got = generate_checked(text_lm, messages, lambda t: check_followup(t, j, asked),
+                           f"Rewrite it using only the facts listed, naming {asked} and citing ids like [C1] or [E1].",
+                           MAX_NEW_TOKENS)
+    out = FollowUp(got.text, prompt.ref, attempts=got.attempts)
+    if got.error:
+        out.notes.append(f"follow-up model failed ({got.error}); the composed answer is used")
+    elif got.text is None:
+        out.notes.append(f"model follow-up failed its check twice ({got.problem}); the composed answer is used")
     return out

@@ -139,37 +139,51 @@ CHECKS = ("cites >= 2 existing ids", "names the decided label first", "never say
           "names nothing unseen", "no repeats")
 
 
+def citation_problem(text: str, known: set[str], minimum: int) -> str | None:
+    """What is wrong with the text's citations: none, unknown ids, fewer than ``minimum`` different ones."""
+    cited = CITE.findall(text or "")
+    if not text or len(text.strip()) < 20:
+        return "empty or too short"
+    if not cited:
+        return "cites no evidence id"
+    if bad := sorted(set(cited) - known):
+        return f"cites unknown id(s) {', '.join(bad)}"
+    if len(set(cited)) < min(minimum, len(known)):
+        return f"cites fewer than {minimum} different ids"
+    return None
+
+
+def unseen_problem(text: str, state) -> str | None:
+    unseen = unseen_concepts(text or "", state)
+    return f"names {', '.join(repr(u) for u in unseen[:3])}, which no cue or evidence mentions" if unseen else None
+
+
+def repeat_problem(text: str) -> str | None:
+    """A sentence or a run of five words said twice, or one id cited twice."""
+    sentences = [x.strip().lower() for x in re.split(r"(?<=[.!?])\s+", text or "") if x.strip()]
+    cited = CITE.findall(text or "")
+    twice = sorted({c for c in cited if cited.count(c) > 1})
+    if len(set(sentences)) < len(sentences) or _repeats_a_phrase(text or ""):
+        return "repeats itself"
+    if twice:
+        return f"cites {', '.join(f'[{c}]' for c in twice)} more than once"
+    return None
+
+
 def check_all(text: str, state) -> dict[str, str | None]:
     """Each check of :data:`CHECKS` -> None (passed) or what is wrong."""
     out: dict[str, str | None] = dict.fromkeys(CHECKS)
-    cited = CITE.findall(text or "")
     known = {c.id for c in state.cues} | {e.ref for e in state.evidence}
-    if not text or len(text.strip()) < 20:
-        out["cites >= 2 existing ids"] = "empty or too short"
-    elif not cited:
-        out["cites >= 2 existing ids"] = "cites no evidence id"
-    elif bad := sorted(set(cited) - known):
-        out["cites >= 2 existing ids"] = f"cites unknown id(s) {', '.join(bad)}"
-    elif len(set(cited)) < min(MIN_CITATIONS, len(known)):
-        out["cites >= 2 existing ids"] = f"cites fewer than {MIN_CITATIONS} different ids"
+    out["cites >= 2 existing ids"] = citation_problem(text, known, MIN_CITATIONS)
     lower = (text or "").lower()
     positions = {lab: m.start() for lab in state.scores if (m := re.search(rf"\b{re.escape(lab.lower())}\b", lower))}
     if state.label not in positions:
         out["names the decided label first"] = f"does not name the decided label '{state.label}'"
     elif (first := min(positions, key=positions.get)) != state.label:
         out["names the decided label first"] = f"argues for '{first}' before the decided label '{state.label}'"
-    stray = stray_labels(text or "", state.label, state.scores)
-    if stray:
-        out["never says another label is evoked"] = stray
-    unseen = unseen_concepts(text or "", state)
-    if unseen:
-        out["names nothing unseen"] = f"names {', '.join(repr(u) for u in unseen[:3])}, which no cue or evidence mentions"
-    sentences = [x.strip().lower() for x in re.split(r"(?<=[.!?])\s+", text or "") if x.strip()]
-    twice = sorted({c for c in cited if cited.count(c) > 1})
-    if len(set(sentences)) < len(sentences) or _repeats_a_phrase(text or ""):
-        out["no repeats"] = "repeats itself"
-    elif twice:
-        out["no repeats"] = f"cites {', '.join(f'[{c}]' for c in twice)} more than once"
+    out["never says another label is evoked"] = stray_labels(text or "", state.label, state.scores)
+    out["names nothing unseen"] = unseen_problem(text, state)
+    out["no repeats"] = repeat_problem(text)
     return out
 
 
@@ -205,35 +219,55 @@ class Written:
     attempts: list[RationaleAttempt] = field(default_factory=list)
 
 
+@dataclass
+class Checked:
+    """What :func:`generate_checked` got: the accepted text (None: none passed, or the model
+    failed), each attempt with the checks it failed, and why nothing was accepted."""
+
+    text: str | None
+    attempts: list[RationaleAttempt]
+    problem: str | None = None
+    error: str | None = None
+
+
+def generate_checked(text_lm, messages: list[dict], check, rewrite: str, max_new_tokens: int = MAX_NEW_TOKENS) -> Checked:
+    """Generate, check (``check(text) -> {name: problem | None}``), and on a failure regenerate
+    once, told what was wrong (``rewrite``: what to ask for instead)."""
+    attempts: list[RationaleAttempt] = []
+    problem = None
+    for _ in range(2):
+        t0 = time.perf_counter()
+        try:
+            text = _complete_sentences(text_lm.generate(messages, max_new_tokens=max_new_tokens))
+        except Exception as e:  # any model failure: the caller's composed text stands
+            return Checked(None, attempts, error=f"{type(e).__name__}: {e}")
+        results = check(text)
+        failed = [name for name, p in results.items() if p]
+        attempts.append(RationaleAttempt(text=text, failed=failed, seconds=round(time.perf_counter() - t0, 3),
+                                         new_tokens=getattr(text_lm, "last_new_tokens", None)))
+        problem = next((results[name] for name in failed), None)
+        if problem is None:
+            return Checked(text, attempts)
+        messages = messages + [{"role": "assistant", "content": text},
+                               {"role": "user", "content": f"That answer {problem}. {rewrite}"}]
+    return Checked(None, attempts, problem=problem)
+
+
 def write_rationale(state, text_lm) -> Written:
     """The rationale of a decided state: the model's (checked, one regeneration) or the written explanation."""
     if text_lm is None:
         return Written(written(state), "template")
     prompt = load_prompt("rationale")
-    messages = prompt.messages(**_fields(state))
-    out = Written("", "template", prompt.ref)
-    problem = None
-    for _ in range(2):
-        t0 = time.perf_counter()
-        try:
-            text = _complete_sentences(text_lm.generate(messages, max_new_tokens=MAX_NEW_TOKENS))
-        except Exception as e:
-            out.notes.append(f"rationale model failed ({type(e).__name__}: {e}); the written explanation is used")
-            out.text = written(state)
-            return out
-        results = check_all(text, state)
-        failed = [name for name, p in results.items() if p]
-        out.attempts.append(RationaleAttempt(text=text, failed=failed, seconds=round(time.perf_counter() - t0, 3),
-                                             new_tokens=getattr(text_lm, "last_new_tokens", None)))
-        problem = next((results[name] for name in failed), None)
-        if problem is None:
-            out.text, out.kind = text, "model"
-            return out
-        messages = messages + [
-            {"role": "assistant", "content": text},
-            {"role": "user", "content": f"That answer {problem}. Rewrite it: explain why the image evokes {state.label}, "
-                                        f"using only the facts listed, citing at least two ids like [C1] or [E1]."},
-        ]
-    out.notes.append(f"model rationale failed its check twice ({problem}); the written explanation is used")
+    got = generate_checked(text_lm, prompt.messages(**_fields(state)), lambda t: check_all(t, state),
+                           f"Rewrite it: explain why the image evokes {state.label}, using only the facts listed, "
+                           "citing at least two ids like [C1] or [E1].")
+    out = Written("", "template", prompt.ref, attempts=got.attempts)
+    if got.text is not None:
+        out.text, out.kind = got.text, "model"
+        return out
+    if got.error:
+        out.notes.append(f"rationale model failed ({got.error}); the written explanation is used")
+    else:
+        out.notes.append(f"model rationale failed its check twice ({got.problem}); the written explanation is used")
     out.text = written(state)
     return out
