@@ -114,14 +114,20 @@ def written_explanation(label: str, scores: dict[str, float], cues, evidence, pi
         if ref:
             cited_refs.add(ref)
         ids = "".join(f"[{c}]" for c in (cid, *same))
-        return f"{_plural(_phrase(cue_by_id[cid]), 1 + len(same))} {ids}" + (f"[{ref}]" if ref else "")
+        cue = cue_by_id[cid]
+        if cue.family == "concept" and same:  # the agent's lookups, said as one: "what the knowledge base says of a and b"
+            said = PHRASE["concept"].format(text=_join([cue_by_id[c].text.strip() for c in (cid, *same)]))
+        else:
+            said = _plural(_phrase(cue), 1 + len(same))
+        return f"{said} {ids}" + (f"[{ref}]" if ref else "")
 
     support = sorted((c for c, v in total.items() if v > 0 and c in cue_by_id), key=lambda c: -total[c])
     top = total[support[0]] if support else 0.0
     support = [c for c in support if total[c] >= MIN_SHARE * top]
     groups: dict[str, list[str]] = {}  # phrase -> its cues, strongest first (one phrase is said once)
     for c in support:
-        groups.setdefault(_phrase(cue_by_id[c]), []).append(c)
+        key = "concept" if cue_by_id[c].family == "concept" else _phrase(cue_by_id[c])
+        groups.setdefault(key, []).append(c)
     grouped = list(groups.values())[:MAX_SUPPORT]
     support = [c for g in grouped for c in g]
     sentences = [first]
