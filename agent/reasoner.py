@@ -196,7 +196,6 @@ class Reasoner:
             j.rationale_kind = "template"
         return j
 
-
     @property
     def writes_followups(self) -> bool:
         """Whether this preset has a language model to answer chat follow-ups (:meth:`followup`)."""
