@@ -32,18 +32,14 @@ class FollowUp:
     attempts: list[RationaleAttempt] = field(default_factory=list)
 
 
-def _push(j: Judgment, e: Evidence, label: str) -> float:
-    return e.score if label == j.label else e.pushes.get(label, 0.0)
-
-
 def facts(j: Judgment, asked: str, k: int = 6) -> tuple[str, str]:
     """(cue lines, evidence lines) for the model: the items that most separate the decided label
     from ``asked`` (for ``asked == j.label``: the strongest support), each marked with its side."""
     top = j.label
     if asked == top:
-        key = {e.id: _push(j, e, top) for e in j.evidence}
+        key = {e.id: j.push(e, top) for e in j.evidence}
     else:
-        key = {e.id: _push(j, e, top) - _push(j, e, asked) for e in j.evidence}
+        key = {e.id: j.push(e, top) - j.push(e, asked) for e in j.evidence}
     ev = sorted(j.evidence, key=lambda e: -abs(key[e.id]))[:k]
 
     def side(e: Evidence) -> str:

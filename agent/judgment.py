@@ -83,3 +83,8 @@ class Judgment(BaseModel):
     warnings: list[str] = Field(default_factory=list)
     tool_calls: list[ToolCall] = Field(default_factory=list, description="what the knowledge agent asked, in order")
     image: str | None = None
+
+    def push(self, e: Evidence, label: str) -> float:
+        """``e``'s push on ``label``'s log-score: its contribution for the decided label (any
+        label set), its Mikels-8 push otherwise (agent/fusion.py)."""
+        return e.score if label == self.label else e.pushes.get(label, 0.0)

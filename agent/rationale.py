@@ -103,6 +103,10 @@ def unseen_concepts(text: str, state) -> list[str]:
     return out
 
 
+#: words that, just before "evokes <label>", make it a denial ("does not evoke fear")
+_DENIAL = re.compile(r"(?:\bnot|n't|\bless|\bnever|\bno|\brather than|\binstead of)\s+(?:\w+\s+){0,2}$")
+
+
 #: just before another label: words that set it against the decided one ("ahead of fear", "not fear")
 _CONTRAST_BEFORE = re.compile(
     r"(?:\bnot|n't|\bno|\bnever|\bless|\bthan|\bover|\bahead of|\brather than|\binstead of|\bunlike|\bagainst|"
@@ -128,10 +132,6 @@ def stray_labels(text: str, decided: str, labels, allowed=()) -> str | None:
         if not (paired or _CONTRAST_BEFORE.search(before) or _CONTRAST_AFTER.search(after)):
             return f"names '{other}' other than as the weaker alternative to '{decided}'"
     return None
-
-
-#: words that, just before "evokes <label>", make it a denial ("does not evoke fear")
-_DENIAL = re.compile(r"(?:\bnot|n't|\bless|\bnever|\bno|\brather than|\binstead of)\s+(?:\w+\s+){0,2}$")
 
 
 #: the checks a model-written rationale must pass, in the order they are reported

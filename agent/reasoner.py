@@ -203,9 +203,7 @@ class Reasoner:
 
     def followup(self, judgment: Judgment, question: str, asked: str | None):
         """A chat follow-up about ``judgment`` answered by this preset's language model, checked
-        (:mod:`kever.agent.followup`); ``None`` where the preset has no text model."""
-        if self.c.text_lm is None:
-            return None
+        (:mod:`kever.agent.followup`); only where :attr:`writes_followups`."""
         from kever.agent.followup import answer_followup
 
         return answer_followup(self.c.text_lm, judgment, question, asked)

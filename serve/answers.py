@@ -30,22 +30,16 @@ def _cues_for(j: Judgment, ev: list[Evidence]) -> list[Cue]:
     return cues or sorted(j.cues, key=lambda c: -c.confidence)[:3]
 
 
-def _push(j: Judgment, e: Evidence, label: str) -> float:
-    """The item's push on ``label``'s log-score: its contribution for the decided label (any
-    label set), its Mikels-8 push otherwise (agent/fusion.py)."""
-    return e.score if label == j.label else e.pushes.get(label, 0.0)
-
-
 def _support(j: Judgment, label: str, k: int = 4) -> list[Evidence]:
-    ev = [e for e in j.evidence if _push(j, e, label) > 0]
-    return sorted(ev, key=lambda e: -_push(j, e, label))[:k]
+    ev = [e for e in j.evidence if j.push(e, label) > 0]
+    return sorted(ev, key=lambda e: -j.push(e, label))[:k]
 
 
 def _ev_line(j: Judgment, e: Evidence, label: str, push: float | None = None) -> str:
     seen = _cues_of(j, e)
     lead = f"Seen: {_and([c.text for c in seen])}. " if seen else ""
     source = f"; {source_name(e.source)}" if e.source else ""
-    push = _push(j, e, label) if push is None else push
+    push = j.push(e, label) if push is None else push
     return f"- {lead}{e.text} (push {push:+.2f} on {label}{source})"
 
 
@@ -116,7 +110,7 @@ def contrast(j: Judgment, label: str) -> str:
     note = projected(j, label)
     if note:
         return "\n\n".join([out[0], note])
-    gap = {e.id: _push(j, e, j.label) - _push(j, e, label) for e in j.evidence}
+    gap = {e.id: j.push(e, j.label) - j.push(e, label) for e in j.evidence}
     for_top = sorted((e for e in j.evidence if gap[e.id] > 0), key=lambda e: -gap[e.id])[:3]
     for_it = _support(j, label, 3)
     if for_top:

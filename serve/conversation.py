@@ -73,17 +73,13 @@ def _model_followup(ctx: TurnContext, j: Judgment, question: str, label: str | N
     """The reasoner's language model answers the follow-up from the stored judgment, where the
     preset has one and the label's evidence is weighted over it (not a projected label set); its
     answer leads only if it passed its checks, else the composed answer stands alone."""
-    fn = getattr(ctx.reasoner, "followup", None)
     asked = label or j.label
-    if fn is None or not getattr(ctx.reasoner, "writes_followups", False) or asked not in j.scores \
-            or answers.projected(j, asked):
+    if not getattr(ctx.reasoner, "writes_followups", False) or asked not in j.scores or answers.projected(j, asked):
         return composed
     _emit(ctx, "followup", "start")
     with ctx.model_lock:
-        f = _isolated(fn, j, question, asked)
+        f = _isolated(ctx.reasoner.followup, j, question, asked)
     _emit(ctx, "followup")
-    if f is None:
-        return composed
     for note in f.notes:
         log.info("follow-up: %s", note)
     return composed if f.text is None else answers.with_model_answer(j, f.text, composed)
