@@ -116,6 +116,11 @@ def load_components(preset: Preset, system: SystemConfig) -> Components:
         from kever.tools.perception import Perceiver
 
         perceiver = Perceiver.load(face_second_opinion=preset.face_second_opinion)
+    associations = None
+    if preset.fusion.weight("votes") > 0 and preset.perception != "fake":
+        from kever.knowledge.empirical import load_associations
+
+        associations = load_associations()
     from kever.tools.kb import KnowledgeBase
 
     kb = KnowledgeBase.open(embedder=embedder)
@@ -136,7 +141,7 @@ def load_components(preset: Preset, system: SystemConfig) -> Components:
             agent = ToolAgent(model, kb, preset.agent)
     return Components(
         preset=preset, system=system, fusion=preset.fusion, perceiver=perceiver, kb=kb,
-        embedder=embedder, vlm=vlm, aligner=aligner, text_lm=text_lm, agent=agent,
+        embedder=embedder, vlm=vlm, aligner=aligner, text_lm=text_lm, agent=agent, associations=associations,
     )
 
 

@@ -19,7 +19,7 @@ from kever.errors import ConfigError
 
 PRESETS_DIR = Path(__file__).parent / "presets"
 FUSION_DIR = Path(__file__).parent / "fusion_configs"
-STREAMS = ("colour", "faces", "objects", "text", "vlm_cues", "agent", "alignment", "deliberation", "direct_vlm")
+STREAMS = ("colour", "faces", "objects", "text", "vlm_cues", "agent", "alignment", "deliberation", "direct_vlm", "votes")
 SYSTEMS_FILE = Path(__file__).parent / "systems.yaml"
 ABLATIONS = ("kb", "clip", "vlm", "deliberate", "agent")
 

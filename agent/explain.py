@@ -5,7 +5,9 @@ configured. It costs well under a millisecond and reads the decision's exact con
 (each shown evidence item's ``pushes`` on the label's log-score, agent/fusion.py), so it can
 only say what the numbers did, and cites only what the judgment shows:
 
-1. the label, its probability and how close the call was (a near-tie is said as one);
+1. the label as what it is: the emotion this photo evokes more than photos in general do, with
+   its probability beside its base rate; the likelier label when that is not the label (it is
+   what photos in general evoke), and a near-tie in lift said as one;
 2. the cues that pushed the label up most, in plain words (``Cue.say``, from cue_rules.yaml),
    each cited once with the strongest piece of evidence it brought ("the smiling, happy face
    [C3][E1]"); cues that read the same are said once ("two smiling, happy faces [C3][C4][E1]");
@@ -66,22 +68,43 @@ def _join(parts: list[str]) -> str:
     return ", ".join(parts[:-1]) + " and " + parts[-1]
 
 
-def cue_contributions(evidence, pi: dict[str, float]) -> tuple[dict[str, float], dict[str, list]]:
-    """Per cue: its share of the label's log-score (``pi``: the label's weight on each Mikels
-    logit; an item is split evenly over the cues that brought it), and its items, strongest
-    first."""
+def cue_contributions(evidence) -> tuple[dict[str, float], dict[str, list]]:
+    """Per cue: its share of the label's log-score (each item's ``score``, its exact part of the
+    decided label's centred logit, split evenly over the cues that brought it), and its items,
+    strongest first."""
     total: dict[str, float] = defaultdict(float)
     items: dict[str, list] = defaultdict(list)
     for e in evidence:
         if not e.cue_ids or e.stream in WHOLE_STREAMS:
             continue
-        c = sum(pi.get(m, 0.0) * v for m, v in e.pushes.items())
+        c = e.score
         for cid in e.cue_ids:
             total[cid] += c / len(e.cue_ids)
             items[cid].append((c, e))
     for cid in items:
         items[cid].sort(key=lambda ce: -abs(ce[0]))
     return dict(total), {cid: [e for _, e in v] for cid, v in items.items()}
+
+
+NEAR_LIFT = 1.15  # the runner-up's lift within 15% of the label's: a near-tie
+
+
+def standing(scores: dict[str, float], label: str, base: dict[str, float], lift: dict[str, float], verb: str) -> str:
+    """The first sentence: the label as the emotion raised most above photos in general, its
+    probability beside its base rate, and the likelier label when that is another one."""
+    p, b = scores[label], base.get(label, 0.0)
+    ranked = sorted(lift, key=lambda k: -lift[k])
+    runner = next((k for k in ranked if k != label), None)
+    out = f"This image {verb} {label} more than photos in general do ({p:.0%} here, {b:.0%} for photos in general)"
+    if runner is not None and lift[label] < NEAR_LIFT * lift[runner]:
+        out += f", in a near-tie with {runner} ({scores[runner]:.0%}, {base.get(runner, 0.0):.0%} in general)"
+    out += "."
+    likelier = max(scores, key=scores.get)
+    if likelier != label:
+        out += (f" {_capital(likelier)} is likelier ({scores[likelier]:.0%}), but no more than in photos in general "
+                f"({base.get(likelier, 0.0):.0%}).") if lift[likelier] <= 1.0 else (
+                f" {_capital(likelier)} is likelier ({scores[likelier]:.0%}), but raised less above its usual {base.get(likelier, 0.0):.0%}.")
+    return out
 
 
 def closeness(scores: dict[str, float], label: str) -> str:
@@ -97,14 +120,18 @@ def closeness(scores: dict[str, float], label: str) -> str:
     return f"{label} ({p:.0%}), ahead of {runner} ({q:.0%})"
 
 
-def written_explanation(label: str, scores: dict[str, float], cues, evidence, pi: dict[str, float], labels=None) -> str:
-    """Two or three sentences (see the module docstring). ``pi``: the label's weight on each
-    Mikels-8 logit (one-hot for a Mikels label; ``fusion.label_share`` for other label sets);
-    ``labels``: the asked LabelSet, to name what pointed elsewhere in its words."""
+def written_explanation(label: str, scores: dict[str, float], cues, evidence, labels=None,
+                        base: dict[str, float] | None = None, lift: dict[str, float] | None = None) -> str:
+    """Two or three sentences (see the module docstring). ``labels``: the asked LabelSet, to name
+    what pointed elsewhere in its words; ``base`` and ``lift``: the decision's base rates and
+    lifts (without them the label is said as the most likely one)."""
     cue_by_id = {c.id: c for c in cues}
     verb = "reads as" if labels is not None and labels.name == "sentiment" else "evokes"
-    first = f"This image most likely {verb} {closeness(scores, label)}."
-    total, items = cue_contributions(evidence, pi)
+    if base and lift:
+        first = standing(scores, label, base, lift, verb)
+    else:
+        first = f"This image most likely {verb} {closeness(scores, label)}."
+    total, items = cue_contributions(evidence)
     cited_refs: set[str] = set()
 
     def cite(cid: str, same: tuple[str, ...] = ()) -> str:
@@ -137,7 +164,7 @@ def written_explanation(label: str, scores: dict[str, float], cues, evidence, pi
         sentences.append("No cue in the image clearly points to it; the call rests on weak evidence.")
     for e in evidence:  # deliberation that moved the label as much as the strongest cue
         if e.stream in WHOLE_STREAMS and e.ref not in cited_refs:
-            c = sum(pi.get(m, 0.0) * v for m, v in e.pushes.items())
+            c = e.score
             if c > 0 and c >= top:
                 ranked = sorted(scores, key=lambda k: -scores[k])
                 other = next((k for k in ranked if k != label), label)
@@ -148,7 +175,7 @@ def written_explanation(label: str, scores: dict[str, float], cues, evidence, pi
                       and _phrase(cue_by_id[c]) not in said), key=lambda c: total[c])
     if against and top > 0 and -total[against[0]] >= AGAINST_SHARE * top:
         cid = against[0]
-        other = next((o for e in items[cid] if (o := _in_label_set(e.points_to, labels)) and o != label), None)
+        other = next((o for e in items[cid] if (o := e.points_to) and o != label), None)
         if other:
             sentences.append(f"{_capital(cite(cid))} pulled the other way, toward {other}.")
     return " ".join(sentences)
@@ -168,16 +195,6 @@ def _plural(phrase: str, n: int) -> str:
     if last and not last.endswith("s"):
         words[-1] = last + ("es" if last.endswith(("x", "ch", "sh")) else "s")
     return f"{NUMBER.get(n, str(n))} {' '.join(words)}"
-
-
-def _in_label_set(mikels: str, labels) -> str | None:
-    """A Mikels-8 label said in the asked label set (the set's label it maps to most)."""
-    from kever.agent.fusion import MIKELS8
-
-    if not mikels or labels is None or labels.name == "mikels8":
-        return mikels or None
-    col = labels.matrix[:, MIKELS8.index(mikels)]
-    return labels.labels[int(col.argmax())]
 
 
 def _capital(s: str) -> str:

@@ -35,6 +35,20 @@ and its order, is this quantity. The canonical Mikels-8 distribution ``softmax(Z
 carried to the requested label set by its matrix ``M`` (``labels.py``), the label is its
 arg-max there, and the reported distribution mixes in the base rates (``prior_mix``, the
 only place the prior enters), capped so the label stays the arg-max *in that label set*.
+
+**Votes** (``knowledge/empirical.py``): the learned association table reads perception's dense
+outputs; each output's part ``x_j W[j]`` is one item of the ``votes`` stream (exact, no
+shrinkage), which also carries the **neutral** logit ``Z_n`` (little emotional evidence). Without
+the table, ``Z_n`` is the mean emotion level plus ``NEUTRAL_MARGIN``: neutral wins when no emotion
+stands out by more than that.
+
+**In the label set** (:func:`set_logits`): ``logit(t) = log sum_m A[t, m] exp(Z_m / T)`` with the
+set's row-normalised projection ``A`` (a label that gathers several Mikels emotions gets their
+mean, not their sum), ``Z_n / T`` for a neutral label, plus the set's own learned bias. ``scores``
+is its softmax ``p`` (no prior mixed in). ``prior`` is the mean of ``p`` over the photos the table
+was fitted on (photos in general); the label is the arg-max of ``lift = p / prior``: the emotion
+this photo evokes more than photos in general do. Each item's ``set_pushes`` are its parts of the
+set's logits, centred over the labels (exact for a one-to-one set, first-order otherwise).
 """
 
 from __future__ import annotations
@@ -48,6 +62,12 @@ MIKELS8 = ("amusement", "awe", "contentment", "excitement", "anger", "disgust", 
 K = len(MIKELS8)
 #: streams built from knowledge hits, by cue; the others come whole from their nodes
 KNOWLEDGE_STREAMS = ("colour", "faces", "objects", "text", "vlm_cues", "agent")
+#: the learned associations' stream (one item per perception output; exact sums, no shrinkage)
+VOTES = "votes"
+#: without the association table: the neutral logit's margin over the mean emotion level
+NEUTRAL_MARGIN = float(np.log(2.0))
+#: votes items shown one by one: the largest by effect; the rest are summed into one item
+VOTES_KEPT = 40
 
 
 # ----------------------------------------------------------------------------------- helpers
@@ -83,25 +103,6 @@ def profile(weights: dict[str, float], floor: float) -> np.ndarray:
     return centred(np.log(w / w.sum() + floor))
 
 
-def mix_prior(p: np.ndarray, prior: np.ndarray, mix: float) -> np.ndarray:
-    """``(1 - a) p + a prior`` with ``a = min(mix, cap)``: ``cap`` is the largest share that keeps
-    the arg-max of ``p`` strictly the arg-max (only labels the prior favours over the decided
-    one can overtake it). Calibrates confidence toward the base rates; the label is unchanged.
-    Works on one distribution or on rows of them."""
-    p = normalise(p)
-    if mix <= 0.0:
-        return p
-    prior = normalise(prior)
-    y = np.argmax(p, axis=-1)[..., None]
-    gap = np.take_along_axis(p, y, axis=-1) - p
-    lift = prior - np.take_along_axis(np.broadcast_to(prior, p.shape), y, axis=-1)
-    mask = lift > 0
-    ratio = np.where(mask, gap / np.where(mask, gap + lift, 1.0), np.inf)
-    cap = np.minimum(ratio.min(axis=-1, keepdims=True), 1.0 / 0.999)
-    a = np.minimum(float(mix), 0.999 * cap)
-    return (1.0 - a) * p + a * prior
-
-
 def confidence(p: np.ndarray) -> float:
     """Probability of the decided label."""
     return float(np.max(p))
@@ -126,8 +127,14 @@ class Item(BaseModel):
     strength: float = Field(0.0, description="a: cue confidence x share x loadedness (1 for whole-stream items)")
     logits: list[float] = Field(default_factory=list, description="this item's additive part of Z (canonical order)")
     pushes: dict[str, float] = Field(default_factory=dict, description="its part of each Mikels label's centred log-score (w_s z_i / T)")
-    contribution: float = Field(0.0, description="its part of the decided label's centred log-score")
-    points_to: str = Field("", description="the Mikels label this item raises most")
+    neutral: float = Field(0.0, description="its part of the neutral logit Z_n / T (votes items)")
+    parts: list[float] = Field(default_factory=list, description="its part of the 8 Mikels logits and the neutral logit, after weight and temperature (9 numbers)")
+    set_pushes: dict[str, float] = Field(default_factory=dict, description="its part of each label of the asked set's logit, centred over the set")
+    contribution: float = Field(0.0, description="its part of the decided label's centred log-score in the asked set (set_pushes[label])")
+    points_to: str = Field("", description="the label of the asked set this item raises most")
+    support: int | None = Field(None, description="votes items: how many labelled photos showed this output")
+    rule: str = Field("", description="votes items: the rule entry that was the association's prior")
+    value: float | None = Field(None, description="votes items: what perception measured (probability, count, statistic)")
 
 
 class AlignmentInput(BaseModel):
@@ -144,14 +151,18 @@ class AlignmentInput(BaseModel):
 class Decision(BaseModel):
     streams: dict[str, list[float]] = Field(description="each stream's canonical distribution softmax(z_s), before fusion")
     logits: list[float] = Field(description="Z, canonical order")
-    canonical: list[float] = Field(description="softmax(Z / T) over Mikels 8, before calibration")
+    neutral_logit: float = Field(0.0, description="Z_n / T: how little emotional evidence there is")
+    canonical: list[float] = Field(description="softmax(Z / T) over Mikels 8")
     label_set: list[str]
-    uncalibrated: list[float] = Field(description="the label-set distribution the label is the arg-max of")
-    scores: dict[str, float] = Field(description="the reported distribution over the label set (calibrated)")
+    set_logits: list[float] = Field(description="the asked set's logits (its scores are their softmax)")
+    scores: dict[str, float] = Field(description="p: the distribution over the label set")
+    prior: dict[str, float] = Field(description="the label set's base rates: mean p over the photos the table was fitted on")
+    lift: dict[str, float] = Field(description="p / prior: how much more than photos in general; the label is its arg-max")
     label: str
-    runner_up: str | None = None
+    runner_up: str | None = Field(None, description="the label with the next highest lift")
     items: list[Item] = Field(default_factory=list, description="every evidence item, by contribution (largest first)")
-    bias_contribution: float = 0.0
+    bias_contribution: float = Field(0.0, description="the config's class bias and the set's learned bias: their part of the label's centred logit")
+    base_rate_contribution: float = Field(0.0, description="-log prior: the base rate's part of the label's lift (centred)")
 
 
 # ----------------------------------------------------------------------------------- streams
@@ -218,6 +229,26 @@ def alignment_items(al: AlignmentInput | None) -> list[Item]:
     return out
 
 
+def votes_items(associations: Sequence[Any]) -> list[Item]:
+    """The learned table's parts for one photo (``knowledge.empirical.Item``), as fusion items:
+    the largest by effect one by one, the rest summed into one item (sums stay exact)."""
+    if not associations:
+        return []
+    eff = [float(np.ptp(a.logits[:K]) + abs(a.logits[K])) for a in associations]
+    order = np.argsort(eff)[::-1]
+    keep = [associations[i] for i in order[:VOTES_KEPT]]
+    rest = [associations[i] for i in order[VOTES_KEPT:]]
+    source = "what viewers said: labelled dev photos' votes, the rules as prior"
+    out = [Item(id=a.id, stream=VOTES, source=source, text=a.text, strength=1.0, logits=list(map(float, a.logits[:K])),
+                neutral=float(a.logits[K]), support=a.support, rule=a.rule, value=round(a.value, 4),
+                cue_ids=list(getattr(a, "cue_ids", []) or [])) for a in keep]
+    if rest:
+        z = np.sum([a.logits for a in rest], axis=0)
+        out.append(Item(id="votes:rest", stream=VOTES, source=source, text=f"the small probabilities of {len(rest)} other ImageNet classes and outputs, together",
+                        strength=1.0, logits=list(map(float, z[:K])), neutral=float(z[K])))
+    return out
+
+
 def distribution_item(stream: str, q: Sequence[float] | None, source: str, text: str, cue_ids: Sequence[str] = ()) -> list[Item]:
     if q is None:
         return []
@@ -248,7 +279,7 @@ def stream_weight(cfg, stream: str) -> float:
 
 
 def combine(z_streams: dict[str, np.ndarray], cfg) -> np.ndarray:
-    """Z = sum_s w_s z_s + b (canonical; one image, or rows of images)."""
+    """Z = sum_s w_s z_s + b (canonical; one image, or rows of images; Mikels 8 only)."""
     Z = np.zeros(K)
     for s, z in z_streams.items():
         Z = Z + stream_weight(cfg, s) * np.asarray(z)
@@ -257,38 +288,63 @@ def combine(z_streams: dict[str, np.ndarray], cfg) -> np.ndarray:
     return Z
 
 
-def fuse(z_streams: dict[str, np.ndarray], cfg, matrix: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray, int]:
-    """(Z, canonical, uncalibrated label-set distribution, reported distribution, label index)
-    from stream logits alone: what :func:`decide` does after building the streams, and what the
-    fitting script re-runs on logged streams (there each ``z_s`` is an (n, 8) array of images;
-    an image without the stream has zeros)."""
-    Z = combine(z_streams, cfg)
-    canonical = softmax(Z, 1.0 / cfg.temperature)
-    p_set, reported, y = in_label_set(canonical, cfg, matrix)
-    return Z, canonical, p_set, reported, y
+def set_logits(Z: np.ndarray, zn: np.ndarray | float | None, labels, cfg, set_bias: Sequence[float] | None = None) -> np.ndarray:
+    """The asked set's logits from the canonical ``Z`` and the neutral logit ``zn`` (both before
+    the temperature; rows of images or one): the mean of each label's Mikels emotions in
+    probability (row-normalised projection), ``zn / T`` for a neutral label, plus the set's bias."""
+    Zt = np.asarray(Z, dtype=np.float64) / cfg.temperature
+    A = labels.projection
+    m = Zt.max(axis=-1, keepdims=True)
+    with np.errstate(divide="ignore"):
+        out = np.log(np.exp(Zt - m) @ A.T) + m
+    if labels.neutral is not None:
+        if zn is None:  # no learned neutral logit: the mean emotion level plus a margin
+            zn_t = np.log(np.exp(Zt - m).mean(axis=-1)) + m[..., 0] + NEUTRAL_MARGIN
+        else:
+            zn_t = np.asarray(zn, dtype=np.float64) / cfg.temperature
+        out[..., labels.neutral] = zn_t
+    if set_bias is not None:
+        out = out + np.asarray(set_bias, dtype=np.float64)
+    return out
 
 
-def in_label_set(canonical: np.ndarray, cfg, matrix: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray, int]:
-    """(distribution over the label set, its calibrated form, the label's index): the canonical
-    distribution carried by the set's matrix, the label its arg-max, the base rates (carried the
-    same way) mixed in without moving the label."""
-    M = np.eye(K) if matrix is None else matrix
-    p_set = normalise(np.asarray(canonical, dtype=np.float64) @ M.T)
-    prior = prior_vector(cfg)
-    reported = mix_prior(p_set, normalise(M @ prior), cfg.prior_mix) if prior is not None else p_set
-    y = np.argmax(p_set, axis=-1)
-    return p_set, reported, (int(y) if np.ndim(y) == 0 else y)
+def in_label_set(Z: np.ndarray, zn, labels, cfg, head=None) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    """(set logits, p, prior, label index): ``p`` the softmax of the set's logits, ``prior`` the
+    set's base rates from ``head`` (:meth:`kever.knowledge.empirical.Associations.head`; uniform
+    without it), the label the arg-max of ``log p - log prior``. One image or rows of images."""
+    bias = head.bias(labels) if head is not None else None
+    logits = set_logits(Z, zn, labels, cfg, bias)
+    p = softmax(logits)
+    prior = head.prior(labels, cfg) if head is not None else np.full(len(labels.labels), 1.0 / len(labels.labels))
+    y = np.argmax(np.log(p + 1e-12) - np.log(prior + 1e-12), axis=-1)
+    return logits, p, prior, (int(y) if np.ndim(y) == 0 else y)
 
 
 def prior_vector(cfg) -> np.ndarray | None:
     return normalise(np.asarray(cfg.prior, dtype=np.float64)) if cfg.prior else None
 
 
-def label_share(matrix: np.ndarray, canonical: np.ndarray, y: int) -> np.ndarray:
-    """How the log-score of label ``y`` of a label set moves with each Mikels logit: the
-    decided label's log-score ``log sum_m M[y, m] exp(Z_m / T)`` moves by ``pi_m`` per unit of
-    ``Z_m / T`` (exact for a one-to-one label set, its first-order share otherwise)."""
-    return normalise(np.asarray(matrix)[y] * np.asarray(canonical))
+def label_share(labels, Z: np.ndarray, cfg) -> np.ndarray:
+    """(labels, 8): how each label's logit moves with each Mikels logit ``Z_m / T``:
+    ``A[t, m] exp(Z_m / T) / sum_m' A[t, m'] exp(Z_m' / T)`` (exact for a one-to-one set, its
+    first-order share otherwise; zero for a neutral label)."""
+    Zt = np.asarray(Z, dtype=np.float64) / cfg.temperature
+    w = labels.projection * np.exp(Zt - Zt.max())[None, :]
+    s = w.sum(axis=1, keepdims=True)
+    return np.where(s > 0, w / np.where(s > 0, s, 1.0), 0.0)
+
+
+def set_pushes(labels, Z: np.ndarray, cfg, parts: Sequence[float]) -> dict[str, float]:
+    """An item's part of each label's logit in the asked set, centred over the set: ``parts`` is
+    its part of the 8 Mikels logits and of the neutral logit (after weight and temperature),
+    ``Z`` the fused canonical logits (the shares of a label's Mikels emotions depend on them).
+    The one place a push on a label of a set is computed (decide, relabel)."""
+    parts = np.asarray(parts, dtype=np.float64)
+    v = label_share(labels, Z, cfg) @ parts[:K]
+    if labels.neutral is not None:
+        v[labels.neutral] = parts[K] if len(parts) > K else 0.0
+    v = v - v.mean()
+    return {t: round(float(x), 5) for t, x in zip(labels.labels, v)}
 
 
 def decide(
@@ -302,43 +358,70 @@ def decide(
     deliberation: Sequence[float] | None = None,
     direct_vlm: Sequence[float] | None = None,
     only_streams: Sequence[str] | None = None,
+    votes: Sequence[Any] | None = None,
+    head: Any = None,
 ) -> Decision:
     """The whole decision of one judgment (see the module docstring).
 
     ``labels`` is a :class:`~kever.agent.labels.LabelSet`; ``stream_of(cue)`` names a cue's
-    stream; ``only_streams`` keeps just those streams (baselines and ablations)."""
+    stream; ``only_streams`` keeps just those streams (baselines and ablations); ``votes`` are the
+    learned table's parts for this photo and ``head`` the table (label-set biases and base rates)."""
     items = knowledge_items(cues, retrieved, stream_of, cfg)
     items += alignment_items(alignment)
     items += distribution_item("deliberation", deliberation, "deliberation", "the cues read against the appraisal patterns of the two closest labels",
                                [_cue_get(c, "id") for c in cues])
     items += distribution_item("direct_vlm", direct_vlm, "vlm", "the VLM named the emotion directly")
+    items += votes_items(votes or [])
     if only_streams is not None:
         keep = set(only_streams) | {"direct_vlm"}
         items = [it for it in items if it.stream in keep]
+    items = [it for it in items if stream_weight(cfg, it.stream) != 0.0]  # a stream weighed 0 decides nothing
     z = stream_logits(items, cfg)
-    Z, canonical, p_set, reported, y = fuse(z, cfg, labels.matrix)
-    label = labels.labels[y]
-    pi = label_share(labels.matrix, canonical, y)
+    Z = combine(z, cfg)
+    has_votes = any(it.stream == VOTES for it in items)
+    wv = stream_weight(cfg, VOTES)
+    zn = wv * sum(it.neutral for it in items if it.stream == VOTES) if has_votes else None
+    use_head = head if has_votes else None
+    logits, p, prior, y = in_label_set(Z, zn, labels, cfg, use_head)
+    names = list(labels.labels)
+    label = names[y]
     for it in items:
         zi = np.asarray(it.logits)
-        push = stream_weight(cfg, it.stream) * centred(zi) / cfg.temperature
-        it.pushes = {m: round(float(x), 5) for m, x in zip(MIKELS8, push)}
-        it.contribution = round(float(pi @ push), 5)
-        it.points_to = MIKELS8[int(np.argmax(zi))] if np.ptp(zi) > 0 else ""
+        w = stream_weight(cfg, it.stream) / cfg.temperature
+        it.pushes = {m: round(float(x), 5) for m, x in zip(MIKELS8, w * centred(zi))}
+        it.parts = [round(float(x), 6) for x in w * zi] + [round(float(w * it.neutral), 6)]
+        it.neutral = it.parts[K]
+        it.set_pushes = set_pushes(labels, Z, cfg, it.parts)
+        it.contribution = it.set_pushes[label]
+        sp = np.array(list(it.set_pushes.values()))
+        it.points_to = names[int(np.argmax(sp))] if np.ptp(sp) > 1e-9 else ""
         it.logits = [round(float(x), 5) for x in zi]
     items.sort(key=lambda it: -it.contribution)
-    order = np.argsort(-p_set)
-    runner = labels.labels[int(order[1])] if len(order) > 1 else None
-    bias = centred(np.asarray(cfg.bias)) if cfg.bias else np.zeros(K)
+    lift = p / np.maximum(prior, 1e-12)
+    order = np.argsort(-(np.log(p + 1e-12) - np.log(prior + 1e-12)))
+    runner = names[int(order[1])] if len(order) > 1 else None
+    share = label_share(labels, Z, cfg)
+
+    def centred_in_set(v: np.ndarray) -> np.ndarray:
+        return v - v.mean()
+
+    bias_parts = share @ (np.asarray(cfg.bias) / cfg.temperature) if cfg.bias else np.zeros(len(names))
+    if use_head is not None and use_head.bias(labels) is not None:
+        bias_parts = bias_parts + np.asarray(use_head.bias(labels))
+    base = -np.log(prior + 1e-12)
     return Decision(
         streams={s: [float(f"{x:.8g}") for x in softmax(v)] for s, v in z.items()},
         logits=[round(float(x), 6) for x in Z],
-        canonical=canonical.tolist(),
-        label_set=list(labels.labels),
-        uncalibrated=p_set.tolist(),
-        scores=labels.as_dict(reported),
+        neutral_logit=round(float(zn / cfg.temperature), 6) if zn is not None else 0.0,
+        canonical=softmax(Z, 1.0 / cfg.temperature).tolist(),
+        label_set=names,
+        set_logits=[round(float(x), 6) for x in logits],
+        scores=labels.as_dict(p),
+        prior={t: round(float(x), 6) for t, x in zip(names, prior)},
+        lift={t: round(float(x), 6) for t, x in zip(names, lift)},
         label=label,
         runner_up=runner,
         items=items,
-        bias_contribution=round(float(pi @ bias / cfg.temperature), 5),
+        bias_contribution=round(float(centred_in_set(bias_parts)[y]), 5),
+        base_rate_contribution=round(float(centred_in_set(base)[y]), 5),
     )

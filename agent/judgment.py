@@ -38,6 +38,11 @@ class Evidence(BaseModel):
     stream: str = Field("", description="the evidence stream it belongs to (objects, faces, colour, text, alignment, ...)")
     points_to: str = Field("", description="the Mikels-8 label it raises most")
     pushes: dict[str, float] = Field(default_factory=dict, description="its part of each Mikels-8 label's centred log-score")
+    set_pushes: dict[str, float] = Field(default_factory=dict, description="its part of each label's logit in the judgment's label set, centred over the set")
+    parts: list[float] = Field(default_factory=list, description="its part of the 8 Mikels logits and the neutral logit (what set_pushes are computed from)")
+    support: int | None = Field(None, description="learned associations: how many labelled dev photos showed this output")
+    rule: str = Field("", description="learned associations: the rule entry that was its prior")
+    value: float | None = Field(None, description="learned associations: what perception measured (probability, count, statistic)")
 
 
 class RationaleAttempt(BaseModel):
@@ -78,6 +83,9 @@ class Judgment(BaseModel):
     timings: dict[str, float] = Field(default_factory=dict, description="node -> seconds")
     label_set: str = "mikels8"
     canonical: dict[str, float] = Field(default_factory=dict, description="the fused Mikels-8 distribution the label set was projected from")
+    base_rates: dict[str, float] = Field(default_factory=dict, description="what photos in general evoke: each label's mean score over the photos the decision was fitted on")
+    lift: dict[str, float] = Field(default_factory=dict, description="score / base rate: the label is the one this photo evokes most above photos in general")
+    logits: list[float] = Field(default_factory=list, description="the fused canonical logits Z (Mikels 8, before the temperature) and the neutral logit: what relabel reads")
     streams: dict[str, dict[str, float]] = Field(default_factory=dict, description="per evidence stream label distributions before fusion")
     prompt_versions: dict[str, str] = Field(default_factory=dict)
     warnings: list[str] = Field(default_factory=list)
@@ -87,4 +95,6 @@ class Judgment(BaseModel):
     def push(self, e: Evidence, label: str) -> float:
         """``e``'s push on ``label``'s log-score: its contribution for the decided label (any
         label set), its Mikels-8 push otherwise (agent/fusion.py)."""
+        if e.set_pushes:
+            return e.set_pushes.get(label, 0.0)
         return e.score if label == self.label else e.pushes.get(label, 0.0)

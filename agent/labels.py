@@ -1,10 +1,19 @@
 """Label sets: ``mikels8`` (default), ``emotion6``, ``sentiment``, or a user's list.
 
-Fusion works in the canonical Mikels-8 space. A label set is its ordered labels plus a
-column-stochastic matrix ``M`` (labels x Mikels-8): ``M[t, m] = P(t | m)``, so a canonical
-distribution ``p`` maps to ``M @ p``. Named taxonomies take ``M`` from the knowledge base's
-curated mapping tables; a user's labels take it from each label's emotion profile in the
-knowledge base (``kb.emotions_of(label, "mikels8")``).
+Fusion works in the canonical Mikels-8 space (plus one "neutral" logit: little emotional
+evidence). A label set is its ordered labels plus
+
+- ``matrix`` ``M`` (labels x Mikels-8), column-stochastic, ``M[t, m] = P(t | m)``: how each
+  Mikels emotion spreads over the labels (valence, explanations);
+- ``projection`` ``A``: the same rows, each normalised to sum to 1. A label's logit is
+  ``log sum_m A[t, m] exp(Z_m)``: the weighted *mean* of its Mikels emotions in probability, so a
+  label that gathers four of them does not win by their sum (``fusion.set_logits``);
+- ``neutral``: the index of a label that reads the neutral logit instead ("neutral", "calm" is
+  not neutral), or None.
+
+Named taxonomies take ``M`` from the knowledge base's curated mapping tables
+(``named_projection``, which needs no knowledge index); a user's labels take it from each
+label's emotion profile in the knowledge base (``kb.emotions_of(label, "mikels8")``).
 """
 
 from __future__ import annotations
@@ -20,14 +29,27 @@ NAMED = ("mikels8", "emotion6", "sentiment")
 MAX_CUSTOM = 32
 
 
+NEUTRAL_WORDS = ("neutral", "none", "no emotion")
+
+
 @dataclass(frozen=True)
 class LabelSet:
     name: str
     labels: tuple[str, ...]
-    matrix: np.ndarray  # (len(labels), 8)
+    matrix: np.ndarray  # (len(labels), 8), column-stochastic
 
-    def project(self, canonical: np.ndarray) -> np.ndarray:
-        return normalise(self.matrix @ canonical)
+    @property
+    def neutral(self) -> int | None:
+        return next((i for i, t in enumerate(self.labels) if t in NEUTRAL_WORDS), None)
+
+    @property
+    def projection(self) -> np.ndarray:
+        """Rows of ``matrix`` normalised to sum to 1 (a neutral label's row is zero)."""
+        A = np.array(self.matrix, dtype=np.float64)
+        if self.neutral is not None:
+            A[self.neutral] = 0.0
+        s = A.sum(axis=1, keepdims=True)
+        return np.where(s > 0, A / np.where(s > 0, s, 1.0), 0.0)
 
     def as_dict(self, p: np.ndarray) -> dict[str, float]:
         p = normalise(p)
@@ -70,24 +92,37 @@ def parse_labels(spec: str | list[str] | tuple[str, ...] | None) -> tuple[str, l
     return "custom", uniq
 
 
+def named_label_set(name: str) -> LabelSet:
+    """A named taxonomy from the curated mapping tables alone (no knowledge index needed)."""
+    from kever.knowledge.loader import load_knowledge
+
+    knowledge = load_knowledge()
+    if name == "mikels8":
+        return LabelSet("mikels8", MIKELS8, np.eye(len(MIKELS8)))
+    labels = tuple(knowledge.taxonomies[name].labels)
+    table = knowledge.mappings[("mikels8", name)].table
+    matrix = np.array([[float(table.get(m, {}).get(t, 0.0)) for m in MIKELS8] for t in labels])
+    matrix = matrix / np.clip(matrix.sum(axis=0, keepdims=True), 1e-12, None)
+    return LabelSet(name, labels, matrix)
+
+
+def named_projection(name: str) -> tuple[list[str], np.ndarray, int | None]:
+    """(labels, projection, neutral index) of a named set: what the association learner reads."""
+    ls = named_label_set(name)
+    return list(ls.labels), ls.projection, ls.neutral
+
+
 def resolve_labels(spec, kb) -> LabelSet:
     kind, items = parse_labels(spec)
     if kind == "named":
-        name = items[0]
-        if name == "mikels8":
-            return LabelSet("mikels8", MIKELS8, np.eye(len(MIKELS8)))
-        labels = tuple(kb.taxonomy(name).labels)
-        cols = []
-        for m in MIKELS8:
-            mapped = kb.map_distribution({m: 1.0}, "mikels8", name)
-            cols.append([float(mapped.get(t, 0.0)) for t in labels])
-        matrix = np.array(cols).T  # (labels, 8)
-        matrix = matrix / np.clip(matrix.sum(axis=0, keepdims=True), 1e-12, None)
-        return LabelSet(name, labels, matrix)
+        return named_label_set(items[0])
     rows = []
     unknown = []
     taxonomies = kb.knowledge.taxonomies if hasattr(kb, "knowledge") else {}
     for label in items:
+        if label in NEUTRAL_WORDS:  # reads the neutral logit; its row here only feeds valence
+            rows.append(np.zeros(len(MIKELS8)))
+            continue
         if label in MIKELS8:
             rows.append(np.eye(len(MIKELS8))[MIKELS8.index(label)])
             continue

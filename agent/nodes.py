@@ -35,6 +35,39 @@ FAMILY_STREAM = {
 }
 
 
+def learned_items(associations, perception, cues=()) -> list:
+    """The learned table's parts for this photo (none without the table or the dense outputs),
+    each tied to the cues that show the same output (an object cue its ImageNet class, a face
+    cue its expression and the face count, a colour or lighting cue its statistic)."""
+    if associations is None or perception is None:
+        return []
+    from kever.agent.cues import rules
+    from kever.knowledge.empirical import features
+    from kever.tools.perception.objects import imagenet_classes, imagenet_wnids
+
+    x = features(perception)
+    if x is None:
+        return []
+    items = associations.items(x, imagenet_classes(), imagenet_wnids())
+    field_of = {r["text"]: r["field"] for r in rules()["scalar_rules"]}
+    expr_of = {entry: expr for expr, entry in rules()["face_entries"].items()}
+    ties: dict[str, list[str]] = {}
+    for cue in cues:
+        keys = []
+        for entry in cue.kb_entries or []:
+            if entry.startswith("imagenet."):
+                keys.append(f"votes:{entry}")
+            elif cue.family == "face" and entry in expr_of:
+                keys += [f"votes:face.{expr_of[entry]}", "votes:faces.count"]
+        if cue.text in field_of:
+            keys.append(f"votes:colour.{field_of[cue.text]}")
+        for k in keys:
+            ties.setdefault(k, []).append(cue.id)
+    for it in items:
+        it.cue_ids = sorted(set(ties.get(it.id, [])), key=lambda c: int(c[1:]) if c[1:].isdigit() else 0)
+    return items
+
+
 @dataclass
 class Components:
     """Everything the graph needs, constructed once (models loaded) and shared by calls."""
@@ -49,6 +82,7 @@ class Components:
     aligner: Any = None
     text_lm: Any = None
     agent: Any = None  # kever.agent.consult.ToolAgent
+    associations: Any = None  # kever.knowledge.empirical.Associations (the learned table)
     _cache: dict = field(default_factory=dict)
 
     def cached(self, key, build):
@@ -84,7 +118,8 @@ def shown_evidence(d: Decision, n: int) -> list[Evidence]:
     moved.sort(key=lambda it: -it.contribution)
     return [
         Evidence(id=it.id, ref=f"E{i + 1}", source=it.source, text=it.text, weights=it.weights, score=it.contribution,
-                 cue_ids=it.cue_ids, stream=it.stream, points_to=it.points_to, pushes=it.pushes)
+                 cue_ids=it.cue_ids, stream=it.stream, points_to=it.points_to, pushes=it.pushes, set_pushes=it.set_pushes,
+                 parts=it.parts, support=it.support, rule=it.rule, value=it.value)
         for i, it in enumerate(moved)
     ]
 
@@ -247,8 +282,10 @@ class Nodes:
     def reconcile(self, state: GraphState) -> dict:
         """A thin adapter: the decision is :func:`kever.agent.fusion.decide`."""
         c = self.c
+        votes = learned_items(c.associations, state.perception, state.cues)
         d = decide(state.cues, state.retrieved, state.alignment, c.fusion, state.labels, stream_of=stream_of,
-                   deliberation=state.deliberation, direct_vlm=state.direct_vlm, only_streams=c.system.only_streams)
+                   deliberation=state.deliberation, direct_vlm=state.direct_vlm, only_streams=c.system.only_streams,
+                   votes=votes, head=c.associations if votes else None)
         return {
             "decision": d,
             "streams": d.streams,

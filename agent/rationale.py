@@ -20,7 +20,7 @@ from functools import lru_cache
 import numpy as np
 
 from kever.agent.explain import cue_contributions, written_explanation
-from kever.agent.fusion import MIKELS8, label_share
+from kever.agent.fusion import MIKELS8
 from kever.agent.judgment import RationaleAttempt
 from kever.prompts import load_prompt
 
@@ -39,7 +39,7 @@ def _ranked(scores: dict[str, float]) -> list[tuple[str, float]]:
 def _fields(state) -> dict:
     ranked = _ranked(state.scores)
     runner = ranked[1] if len(ranked) > 1 else ranked[0]
-    total, _ = cue_contributions(state.evidence, _pi(state))
+    total, _ = cue_contributions(state.evidence)
     by_id = {c.id: c for c in state.cues}
     order = sorted((c for c in total if c in by_id), key=lambda c: -total[c])[:8]
     cues = "\n".join(f"[{c}] {by_id[c].family}: {by_id[c].text} ({'for' if total[c] > 0 else 'against'} {state.label})" for c in order)
@@ -52,18 +52,12 @@ def _fields(state) -> dict:
     )
 
 
-def _pi(state) -> dict[str, float]:
-    labels = state.labels
-    if labels is None or state.canonical is None:
-        return {m: float(m == state.label) for m in MIKELS8}
-    canonical = np.array([state.canonical[m] for m in MIKELS8]) if isinstance(state.canonical, dict) else np.asarray(state.canonical)
-    pi = label_share(labels.matrix, canonical, list(labels.labels).index(state.label))
-    return dict(zip(MIKELS8, pi.tolist()))
-
-
 def written(state) -> str:
     """The written explanation of a graph state or a Judgment (with ``labels`` set)."""
-    return written_explanation(state.label, state.scores, state.cues, state.evidence, _pi(state), state.labels)
+    decision = getattr(state, "decision", None)
+    base = getattr(state, "base_rates", None) or (decision.prior if decision is not None else None)
+    lift = getattr(state, "lift", None) or (decision.lift if decision is not None else None)
+    return written_explanation(state.label, state.scores, state.cues, state.evidence, state.labels, base, lift)
 
 
 @lru_cache(maxsize=1)

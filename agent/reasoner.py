@@ -17,7 +17,7 @@ import numpy as np
 
 from kever.agent.assemble import load_components, resolve_preset
 from kever.agent.config import load_system
-from kever.agent.fusion import MIKELS8, confidence, in_label_set
+from kever.agent.fusion import MIKELS8, confidence, in_label_set, set_pushes
 from kever.agent.graph import build_graph
 from kever.agent.judgment import Judgment
 from kever.agent.labels import LabelSet, resolve_labels
@@ -117,10 +117,14 @@ class Reasoner:
     def _judgment(self, s: GraphState, labelset: LabelSet, source: str, timings: dict, notes: list[str]) -> Judgment:
         canonical = np.asarray(s.canonical)
         valence, arousal = self._valence_arousal(canonical)
+        d = s.decision
         return Judgment(
             label=s.label,
             scores=s.scores,
-            confidence=confidence(np.array(list(s.scores.values()))),
+            confidence=round(float(s.scores[s.label]), 6),
+            base_rates=d.prior if d is not None else {},
+            lift=d.lift if d is not None else {},
+            logits=(list(d.logits) + [d.neutral_logit * self.c.fusion.temperature]) if d is not None else [],
             valence=round(valence, 4),
             arousal=round(arousal, 4),
             cues=s.cues,
@@ -183,13 +187,26 @@ class Reasoner:
         """The same judgment for another label set, from its stored fused distribution:
         no perception, retrieval or alignment is re-run."""
         labelset = self.labelset(labels)
-        canonical = np.array([judgment.canonical.get(m, 0.0) for m in MIKELS8])
-        _, reported, y = in_label_set(canonical, self.c.fusion, labelset.matrix)
-        scores = labelset.as_dict(reported)
+        cfg = self.c.fusion
+        if len(judgment.logits) == len(MIKELS8) + 1:
+            Z, zn = np.asarray(judgment.logits[:-1]), judgment.logits[-1]
+        else:  # a judgment without logits (older, or a baseline): its canonical distribution
+            Z, zn = np.log(np.array([judgment.canonical.get(m, 0.0) for m in MIKELS8]) + 1e-12) * cfg.temperature, None
+        votes = any(e.stream == "votes" for e in judgment.evidence)
+        head = self.c.associations if votes else None
+        _, p, prior, y = in_label_set(Z, zn if votes else None, labelset, cfg, head)
+        scores = labelset.as_dict(p)
         label = labelset.labels[y]
+        evidence = []
+        for e in judgment.evidence:
+            sp = set_pushes(labelset, Z, cfg, e.parts) if e.parts else {}
+            evidence.append(e.model_copy(update={"set_pushes": sp, "score": sp.get(label, 0.0) if sp else e.score,
+                                                 "points_to": max(sp, key=sp.get) if sp else e.points_to}))
         j = judgment.model_copy(update={
-            "label": label, "scores": scores, "label_set": labelset.name,
-            "confidence": confidence(np.array(list(scores.values()))),
+            "label": label, "scores": scores, "label_set": labelset.name, "evidence": evidence,
+            "confidence": round(float(scores[label]), 6),
+            "base_rates": {t: round(float(x), 6) for t, x in zip(labelset.labels, prior)},
+            "lift": {t: round(float(a / max(b, 1e-12)), 6) for t, a, b in zip(labelset.labels, p, prior)},
         })
         if judgment.rationale is not None:
             j.rationale = written(_WithLabels(j, labelset))

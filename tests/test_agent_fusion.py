@@ -1,4 +1,4 @@
-"""The decision function (agent/fusion.py) and its fitting (evals/fitting.py), on scripted inputs."""
+"""The decision function (agent/fusion.py) on scripted inputs: streams, label sets, neutral, the learned votes."""
 
 from __future__ import annotations
 
@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 
 from kever.agent.config import FusionConfig, load_fusion
-from kever.agent.fusion import MIKELS8, AlignmentInput, decide, fuse, softmax
+from kever.agent.fusion import MIKELS8, AlignmentInput, decide, set_pushes, softmax
 from kever.agent.judgment import Cue
 from kever.agent.labels import LabelSet
 from kever.agent.nodes import stream_of
@@ -41,6 +41,7 @@ def test_label_follows_the_evidence_and_contributions_add_up():
     # every item's contribution is exact: their sum is the decided label's centred log-score
     total = sum(it.contribution for it in d.items) + d.bias_contribution
     assert total == pytest.approx((Z[0] - Z.mean()) / cfg.temperature, abs=1e-3)
+    assert all(it.contribution == it.set_pushes[d.label] for it in d.items)
     assert [it.contribution for it in d.items] == sorted((it.contribution for it in d.items), reverse=True)
     assert d.items[0].id == "face.happy" and d.items[-1].id == "imagenet.coffin"  # what pulled it down comes last
     assert d.items[-1].contribution < 0 and d.items[-1].points_to == "sadness"
@@ -96,53 +97,101 @@ def test_alignment_items_are_per_cue_and_shown():
     assert set(d.streams) == {"alignment"}
 
 
-def test_calibration_keeps_the_label_in_the_asked_label_set():
-    # a 2-label set (positive, negative) carried from Mikels 8, and a prior that favours negative
-    M = np.zeros((2, 8))
-    M[0, :4] = 1
-    M[1, 4:] = 1
-    labels = LabelSet("sentiment", ("positive", "negative"), M)
-    prior = [0.01, 0.01, 0.01, 0.01, 0.24, 0.24, 0.24, 0.24]
-    cfg = load_fusion("untuned").model_copy(update={"prior": prior, "prior_mix": 0.95})
-    cues, retrieved = scene(face_conf=0.5, object_conf=0.4)
-    d = decide(cues, retrieved, None, cfg, labels, stream_of=stream_of)
-    assert d.label == max(d.scores, key=d.scores.get)  # the label is still the arg-max after mixing
-    assert d.scores[d.label] < max(d.uncalibrated)  # yet the prior moved the distribution
+EMOTION6 = ("anger", "disgust", "fear", "joy", "sadness", "surprise", "neutral")
 
 
-def test_fuse_is_what_decide_does_and_works_on_rows():
-    cfg = load_fusion("untuned").model_copy(update={"temperature": 0.7, "prior": [1 / 8] * 8, "prior_mix": 0.3})
-    cues, retrieved = scene()
-    d = decide(cues, retrieved, None, cfg, MIKELS, stream_of=stream_of)
-    z = {s: np.log(np.array(q)) for s, q in d.streams.items()}
-    _, _, _, reported, y = fuse(z, cfg)
-    assert MIKELS8[y] == d.label and np.allclose(reported, list(d.scores.values()), atol=1e-6)
-    rows = {s: np.stack([v, v[::-1]]) for s, v in z.items()}
-    _, _, _, rep2, y2 = fuse(rows, cfg)
-    assert y2[0] == y and np.allclose(rep2[0], reported)
+def emotion6():
+    M = np.zeros((7, 8))
+    M[3, :4] = 1.0  # joy gathers the four positive Mikels emotions
+    M[5, 1], M[5, 3] = 0.4, 0.25  # surprise: part of awe and excitement
+    M[3, 1], M[3, 3] = 0.6, 0.75
+    for t, m in ((0, 4), (1, 5), (2, 6), (4, 7)):
+        M[t, m] = 1.0
+    return LabelSet("emotion6", EMOTION6, M / M.sum(axis=0, keepdims=True))
 
 
-def test_fitting_weighs_a_signal_stream_over_noise():
-    from kever.evals.fitting import Logged, cross_validate, fit_decision, full_procedure, predict
+class Vote:
+    """A scripted votes item (knowledge.empirical.Item's fields)."""
 
-    rng = np.random.default_rng(0)
-    n = 240
-    truth = rng.integers(0, 8, n)
-    t = np.full((n, 8), 0.02)
-    t[np.arange(n), truth] = 0.86
-    z = []
-    for y in truth:
-        good = rng.normal(0, 1, 8)
-        good[y] += 2.0
-        z.append({"objects": good - good.mean(), "colour": rng.normal(0, 1, 8)})
-    data = Logged([str(i) for i in range(n)], z, t, [{}] * n)
-    cfg = fit_decision(data, FusionConfig(weights={"objects": 1.0, "colour": 1.0}), ["objects", "colour"], lam=0.001)
-    assert cfg.weight("objects") > 3 * cfg.weight("colour")
-    y, P, _ = predict(data, cfg)
-    assert (y == truth).mean() > 0.5 and np.allclose(P.sum(axis=1), 1)
-    res = cross_validate(data, full_procedure(FusionConfig(weights={"objects": 1.0, "colour": 1.0})), folds=3, repeats=1)
-    assert res["mean"]["balanced_accuracy"] > 0.5  # held out: the signal transfers
-    assert res["predictions"][0].shape == (n,)
+    def __init__(self, id, logits, neutral=0.0):
+        self.id, self.text, self.support, self.rule, self.value, self.cue_ids = id, id, 10, "", 1.0, []
+        self.logits = np.array(list(logits) + [neutral], dtype=float)
+
+
+class Head:
+    """A scripted table head: no set bias, uniform base rates unless given."""
+
+    def __init__(self, prior=None):
+        self._prior = prior
+
+    def bias(self, labels):
+        return None
+
+    def prior(self, labels, cfg):
+        n = len(labels.labels)
+        return np.asarray(self._prior, dtype=float) if self._prior is not None else np.full(n, 1.0 / n)
+
+
+def test_no_label_wins_because_the_set_maps_several_emotions_onto_it():
+    cfg = load_fusion("default")
+    # every Mikels emotion about equally likely, fear a little more: in Emotion6 fear must win,
+    # not joy (which gathers four emotions: summing them gave joy 4x the mass)
+    z = [0.0] * 8
+    z[6] = 0.3
+    d = decide([], [], None, cfg, emotion6(), stream_of=stream_of, votes=[Vote("v", z, neutral=-3.0)], head=Head())
+    assert d.label == "fear" and max(d.scores, key=d.scores.get) == "fear"
+    # and joy does win when a positive emotion stands out
+    z = [0.0] * 8
+    z[0] = 1.0
+    d = decide([], [], None, cfg, emotion6(), stream_of=stream_of, votes=[Vote("v", z, neutral=-3.0)], head=Head())
+    assert d.label == "joy"
+
+
+def test_every_emotion6_label_is_reachable_surprise_and_neutral_included():
+    cfg = load_fusion("default")
+    won = set()
+    for m in range(8):
+        z = [0.0] * 8
+        z[m] = 3.0
+        won.add(decide([], [], None, cfg, emotion6(), stream_of=stream_of, votes=[Vote("v", z, neutral=-5.0)], head=Head()).label)
+    # little emotional evidence: the neutral logit leads
+    won.add(decide([], [], None, cfg, emotion6(), stream_of=stream_of, votes=[Vote("v", [0.0] * 8, neutral=2.0)], head=Head()).label)
+    assert won == set(EMOTION6)
+    # without the learned table, flat evidence reads as neutral, and strong evidence as itself
+    flat = decide([], [], None, load_fusion("untuned"), emotion6(), stream_of=stream_of)
+    assert flat.label == "neutral"
+    cues, retrieved = scene(face_conf=0.3, object_conf=1.0)
+    strong = load_fusion("untuned").model_copy(update={"weights": {"objects": 3.0}})
+    assert decide(cues, retrieved, None, strong, emotion6(), stream_of=stream_of).label == "sadness"
+
+
+def test_the_label_is_what_the_photo_evokes_more_than_photos_in_general():
+    cfg = load_fusion("default")
+    z = [0.0, 0.0, 1.5, 0.0, 0.0, 0.0, 0.0, 1.0]  # contentment likelier than sadness ...
+    prior = [0.4 / 6] * 2 + [0.5] + [0.4 / 6] * 4 + [0.1]  # ... but contentment is what photos usually evoke
+    d = decide([], [], None, cfg, MIKELS, stream_of=stream_of, votes=[Vote("v", z)], head=Head(prior))
+    assert max(d.scores, key=d.scores.get) == "contentment"
+    assert d.label == "sadness" and d.label == max(d.lift, key=d.lift.get)
+    assert d.lift["sadness"] == pytest.approx(d.scores["sadness"] / 0.1, rel=1e-3)
+    assert sum(d.scores.values()) == pytest.approx(1.0)  # the scores are p itself: no prior mixed in
+
+
+def test_votes_items_sum_exactly_and_set_pushes_are_computed_in_one_place():
+    cfg = load_fusion("default")
+    rng = np.random.default_rng(1)
+    votes = [Vote(f"v{i}", rng.normal(0, 0.3, 8), neutral=rng.normal(0, 0.2)) for i in range(60)]
+    d = decide([], [], None, cfg, MIKELS, stream_of=stream_of, votes=votes, head=Head())
+    assert len(d.items) == 41 and d.items[-1].id == "votes:rest" or any(it.id == "votes:rest" for it in d.items)
+    Z = np.array(d.logits)
+    assert np.allclose(Z, np.sum([np.asarray(it.parts[:8]) for it in d.items], axis=0), atol=1e-4)
+    y = MIKELS8.index(d.label)
+    assert sum(it.contribution for it in d.items) == pytest.approx(Z[y] - Z.mean(), abs=1e-3)
+    # in another label set the same parts give the same pushes through the one function
+    e6 = emotion6()
+    d6 = decide([], [], None, cfg, e6, stream_of=stream_of, votes=votes, head=Head())
+    for it in d6.items:
+        assert it.set_pushes == set_pushes(e6, np.array(d6.logits), cfg, it.parts)
+    assert d6.neutral_logit == pytest.approx(sum(it.parts[8] for it in d6.items), abs=1e-4)
 
 
 def test_softmax_rows():

@@ -8,7 +8,7 @@ import pytest
 
 from kever.agent.config import FusionConfig, load_fusion, load_preset, load_system, preset_names
 from kever.agent.cues import perception_cues
-from kever.agent.fusion import MIKELS8, margin, mix_prior
+from kever.agent.fusion import MIKELS8, margin
 from kever.agent.judgment import Cue, Evidence
 from kever.agent.labels import parse_labels
 from kever.agent.rationale import check, check_all, written
@@ -20,22 +20,6 @@ def onehot(i, n=8, hi=0.9):
     q = np.full(n, (1 - hi) / (n - 1))
     q[i] = hi
     return q
-
-
-def test_mix_prior_calibrates_without_changing_the_label():
-    prior = np.array([0.1, 0.1, 0.5, 0.1, 0.05, 0.05, 0.05, 0.05])
-    sure = onehot(6)
-    mixed = mix_prior(sure, prior, 0.5)
-    assert mixed.argmax() == 6 and abs(mixed.sum() - 1) < 1e-9
-    assert np.allclose(mixed, 0.5 * sure + 0.5 * prior)  # far from a tie: the full share
-    close = np.array([0.05, 0.05, 0.25, 0.05, 0.05, 0.05, 0.45, 0.05])
-    capped = mix_prior(close, prior, 0.9)
-    assert capped.argmax() == 6  # the prior would overtake: the share is capped
-    assert capped[2] > close[2]  # but it still moves towards the prior
-    assert np.allclose(mix_prior(close, prior, 0.0), close)
-    rows = np.stack([sure, close])
-    assert np.allclose(mix_prior(rows, prior, 0.9), np.stack([mix_prior(sure, prior, 0.9), capped]))  # row-wise
-    assert margin(np.array([0.5, 0.3, 0.2])) == pytest.approx(0.2)
 
 
 def test_presets_and_fusion_load():

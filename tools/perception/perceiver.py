@@ -35,9 +35,11 @@ class Perceiver:
     """Measured visual cues. Build with :meth:`load` (models load once), then call
     :meth:`perceive` / :meth:`perceive_many` as often as needed."""
 
-    def __init__(self, extractors: Sequence[str], *, faces=None, objects=None, text=None):
+    def __init__(self, extractors: Sequence[str], *, faces=None, objects=None, text=None, dense=()):
         self.extractors = tuple(extractors)
         self._faces, self._objects, self._text = faces, objects, text
+        #: further ImageNet models whose full softmax is kept (``Perception.imagenet``), not shown as cues
+        self._dense = tuple(dense)
 
     @classmethod
     def load(cls, extractors: Iterable[str] = EXTRACTORS, *, threads: int | None = None, top_k: int = 5,
@@ -53,11 +55,14 @@ class Perceiver:
             from kever.tools.perception.objects import ObjectClassifier
 
             objects = ObjectClassifier(threads=threads, top_k=top_k)
+            dense = (ObjectClassifier(threads=threads, top_k=top_k, model="efficientnet-lite2"),)
+        else:
+            dense = ()
         if "text" in names:
             from kever.tools.perception.text import TextReader
 
             text = TextReader(threads=threads)
-        return cls(names, faces=faces, objects=objects, text=text)
+        return cls(names, faces=faces, objects=objects, text=text, dense=dense)
 
     @property
     def models(self) -> dict[str, str]:
@@ -67,6 +72,8 @@ class Perceiver:
         for name, model in (("faces", self._faces), ("objects", self._objects), ("text", self._text)):
             if model is not None:
                 out[name] = model.model_id
+        for model in self._dense:
+            out[f"objects.{model.model}"] = model.model_id
         return out
 
     def perceive(self, image: ImageInput) -> Perception:
@@ -112,11 +119,16 @@ class Perceiver:
             records.append(rec)
         if self._objects is not None and loaded:
             t0 = time.perf_counter()
+            labels = None
+            dense: dict[str, np.ndarray] = {}
             try:
-                labels = self._objects(arrays)
+                probs = self._objects.probabilities(arrays)
+                labels = self._objects.top(probs)
+                dense[self._objects.model] = probs
+                for model in self._dense:
+                    dense[model.model] = model.probabilities(arrays)
             except Exception as e:  # a model failure must not lose the other cues
                 log.warning("objects failed on a batch: %s", e, exc_info=log.isEnabledFor(logging.DEBUG))
-                labels = None
                 for rec in records:
                     rec["notes"].append(f"objects: failed ({type(e).__name__}: {e})")
             per_image = (time.perf_counter() - t0) / len(loaded)
@@ -124,6 +136,7 @@ class Perceiver:
                 rec["timings"]["objects"] = round(per_image, 5)
                 if labels is not None:
                     rec["objects"] = labels[i]
+                rec["imagenet"] = {name: probs[i].astype(np.float32) for name, probs in dense.items()}
         models = self.models
         out = []
         for rec in records:

@@ -15,6 +15,8 @@ Ranges (documented here, relied on by ``agent/cue_rules.yaml``):
 
 from __future__ import annotations
 
+from typing import Any
+
 from pydantic import BaseModel, Field
 
 #: FER2013 classes in the order fer's model outputs them.
@@ -87,6 +89,8 @@ class Perception(BaseModel):
     colours: list[NamedColour] = Field(default_factory=list)
     faces: list[Face] = Field(default_factory=list, description="largest first")
     objects: list[ObjectLabel] = Field(default_factory=list, description="top-k, best first")
+    imagenet: dict[str, Any] = Field(default_factory=dict, exclude=True, repr=False,
+                                     description="model -> its full 1000-class softmax (float32 array); kept in memory, not in JSON")
     text: list[TextSpan] = Field(default_factory=list, description="reading order")
     models: dict[str, str] = Field(default_factory=dict, description="extractor -> model id and version")
     timings: dict[str, float] = Field(default_factory=dict, description="extractor -> seconds for this image")
