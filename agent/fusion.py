@@ -163,6 +163,8 @@ class Decision(BaseModel):
     items: list[Item] = Field(default_factory=list, description="every evidence item, by contribution (largest first)")
     bias_contribution: float = Field(0.0, description="the config's class bias and the set's learned bias: their part of the label's centred logit")
     base_rate_contribution: float = Field(0.0, description="-log prior: the base rate's part of the label's lift (centred)")
+    view_label: str | None = Field(None, description="the label of the photo's second view (mirrored, 4% cropped), where perception gave one")
+    stable: bool | None = Field(None, description="whether the second view keeps the label (None: no second view)")
 
 
 # ----------------------------------------------------------------------------------- streams
@@ -360,12 +362,15 @@ def decide(
     only_streams: Sequence[str] | None = None,
     votes: Sequence[Any] | None = None,
     head: Any = None,
+    view_delta: Sequence[float] | None = None,
 ) -> Decision:
     """The whole decision of one judgment (see the module docstring).
 
     ``labels`` is a :class:`~kever.agent.labels.LabelSet`; ``stream_of(cue)`` names a cue's
     stream; ``only_streams`` keeps just those streams (baselines and ablations); ``votes`` are the
-    learned table's parts for this photo and ``head`` the table (label-set biases and base rates)."""
+    learned table's parts for this photo and ``head`` the table (label-set biases and base rates);
+    ``view_delta``: how the table's 9 logits change for the photo's second view (the label under
+    that small change says whether the judgment is stable)."""
     items = knowledge_items(cues, retrieved, stream_of, cfg)
     items += alignment_items(alignment)
     items += distribution_item("deliberation", deliberation, "deliberation", "the cues read against the appraisal patterns of the two closest labels",
@@ -385,6 +390,10 @@ def decide(
     logits, p, prior, y = in_label_set(Z, zn, labels, cfg, use_head)
     names = list(labels.labels)
     label = names[y]
+    view_label = None
+    if view_delta is not None and has_votes:
+        dv = wv * np.asarray(view_delta, dtype=np.float64)
+        view_label = names[in_label_set(Z + dv[:K], zn + dv[K], labels, cfg, use_head)[3]]
     for it in items:
         zi = np.asarray(it.logits)
         w = stream_weight(cfg, it.stream) / cfg.temperature
@@ -424,4 +433,6 @@ def decide(
         items=items,
         bias_contribution=round(float(centred_in_set(bias_parts)[y]), 5),
         base_rate_contribution=round(float(centred_in_set(base)[y]), 5),
+        view_label=view_label,
+        stable=None if view_label is None else view_label == label,
     )

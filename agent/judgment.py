@@ -85,6 +85,7 @@ class Judgment(BaseModel):
     canonical: dict[str, float] = Field(default_factory=dict, description="the fused Mikels-8 distribution the label set was projected from")
     base_rates: dict[str, float] = Field(default_factory=dict, description="what photos in general evoke: each label's mean score over the photos the decision was fitted on")
     lift: dict[str, float] = Field(default_factory=dict, description="score / base rate: the label is the one this photo evokes most above photos in general")
+    stable: bool | None = Field(None, description="whether a mirrored, 4%-cropped copy of the photo keeps the label (None: not checked); when not, a warning says so")
     logits: list[float] = Field(default_factory=list, description="the fused canonical logits Z (Mikels 8, before the temperature) and the neutral logit: what relabel reads")
     streams: dict[str, dict[str, float]] = Field(default_factory=dict, description="per evidence stream label distributions before fusion")
     prompt_versions: dict[str, str] = Field(default_factory=dict)

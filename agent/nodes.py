@@ -35,6 +35,16 @@ FAMILY_STREAM = {
 }
 
 
+def view_delta(associations, perception):
+    """How the learned table's logits change for the photo's second view (None without one)."""
+    from kever.knowledge.empirical import features
+
+    x, xv = features(perception), features(perception, view=True)
+    if x is None or xv is None:
+        return None
+    return associations.logits(xv) - associations.logits(x)
+
+
 def learned_items(associations, perception, cues=()) -> list:
     """The learned table's parts for this photo (none without the table or the dense outputs),
     each tied to the cues that show the same output (an object cue its ImageNet class, a face
@@ -285,7 +295,8 @@ class Nodes:
         votes = learned_items(c.associations, state.perception, state.cues)
         d = decide(state.cues, state.retrieved, state.alignment, c.fusion, state.labels, stream_of=stream_of,
                    deliberation=state.deliberation, direct_vlm=state.direct_vlm, only_streams=c.system.only_streams,
-                   votes=votes, head=c.associations if votes else None)
+                   votes=votes, head=c.associations if votes else None,
+                   view_delta=view_delta(c.associations, state.perception) if votes else None)
         return {
             "decision": d,
             "streams": d.streams,

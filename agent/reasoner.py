@@ -123,6 +123,7 @@ class Reasoner:
             scores=s.scores,
             confidence=round(float(s.scores[s.label]), 6),
             base_rates=d.prior if d is not None else {},
+            stable=d.stable if d is not None else None,
             lift=d.lift if d is not None else {},
             logits=(list(d.logits) + [d.neutral_logit * self.c.fusion.temperature]) if d is not None else [],
             valence=round(valence, 4),
@@ -138,7 +139,9 @@ class Reasoner:
             canonical={m: round(float(x), 6) for m, x in zip(MIKELS8, canonical)},
             streams={k: dict(zip(MIKELS8, v)) for k, v in s.streams.items()},
             prompt_versions=s.prompt_versions,
-            warnings=list(notes) + s.warnings + self.notes,
+            warnings=list(notes) + s.warnings + self.notes + (
+                [f"uncertain: a mirrored, slightly cropped copy of this photo reads as {d.view_label}, not {s.label}"]
+                if d is not None and d.stable is False else []),
             tool_calls=s.tool_calls,
             image=source,
         )

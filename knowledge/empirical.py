@@ -50,10 +50,11 @@ def feature_names() -> tuple[str, ...]:
 N_IMAGENET = 1000 * len(IMAGENET_MODELS)
 
 
-def features(perception: Any) -> np.ndarray | None:
+def features(perception: Any, view: bool = False) -> np.ndarray | None:
     """The raw feature vector of one :class:`~kever.tools.perception.Perception` (unstandardised),
-    or None when the ImageNet outputs are missing (objects off or failed)."""
-    dense = getattr(perception, "imagenet", None) or {}
+    or None when the ImageNet outputs are missing (objects off or failed). ``view``: with the
+    ImageNet outputs of the photo's second view (mirrored, slightly cropped)."""
+    dense = getattr(perception, "imagenet_view" if view else "imagenet", None) or {}
     if any(m not in dense for m in IMAGENET_MODELS):
         return None
     parts = [np.sqrt(np.clip(np.asarray(dense[m], dtype=np.float64), 0.0, 1.0)) for m in IMAGENET_MODELS]

@@ -31,6 +31,16 @@ def check_extractors(extractors: Iterable[str]) -> tuple[str, ...]:
     return names
 
 
+def second_view(rgb: np.ndarray) -> np.ndarray:
+    """The same photo seen a little differently (mirrored, 4% cropped from each side): the
+    ImageNet models also read it, so a judgment can say when its label rests on so little
+    that such a change flips it (``Judgment.stable``)."""
+    h, w = rgb.shape[:2]
+    dy, dx = int(round(h * 0.04)), int(round(w * 0.04))
+    crop = rgb[dy: h - dy or h, dx: w - dx or w]
+    return np.ascontiguousarray(crop[:, ::-1])
+
+
 class Perceiver:
     """Measured visual cues. Build with :meth:`load` (models load once), then call
     :meth:`perceive` / :meth:`perceive_many` as often as needed."""
@@ -121,12 +131,16 @@ class Perceiver:
             t0 = time.perf_counter()
             labels = None
             dense: dict[str, np.ndarray] = {}
+            alt: dict[str, np.ndarray] = {}
+            views = [second_view(a) for a in arrays]
             try:
-                probs = self._objects.probabilities(arrays)
+                probs = self._objects.probabilities(arrays + views)
+                probs, alt[self._objects.model] = probs[: len(arrays)], probs[len(arrays):]
                 labels = self._objects.top(probs)
                 dense[self._objects.model] = probs
                 for model in self._dense:
-                    dense[model.model] = model.probabilities(arrays)
+                    both = model.probabilities(arrays + views)
+                    dense[model.model], alt[model.model] = both[: len(arrays)], both[len(arrays):]
             except Exception as e:  # a model failure must not lose the other cues
                 log.warning("objects failed on a batch: %s", e, exc_info=log.isEnabledFor(logging.DEBUG))
                 for rec in records:
@@ -137,6 +151,7 @@ class Perceiver:
                 if labels is not None:
                     rec["objects"] = labels[i]
                 rec["imagenet"] = {name: probs[i].astype(np.float32) for name, probs in dense.items()}
+                rec["imagenet_view"] = {name: probs[i].astype(np.float32) for name, probs in alt.items()}
         models = self.models
         out = []
         for rec in records:

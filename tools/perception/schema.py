@@ -91,6 +91,8 @@ class Perception(BaseModel):
     objects: list[ObjectLabel] = Field(default_factory=list, description="top-k, best first")
     imagenet: dict[str, Any] = Field(default_factory=dict, exclude=True, repr=False,
                                      description="model -> its full 1000-class softmax (float32 array); kept in memory, not in JSON")
+    imagenet_view: dict[str, Any] = Field(default_factory=dict, exclude=True, repr=False,
+                                          description="the same for the photo's second view (mirrored, 4% cropped); not in JSON")
     text: list[TextSpan] = Field(default_factory=list, description="reading order")
     models: dict[str, str] = Field(default_factory=dict, description="extractor -> model id and version")
     timings: dict[str, float] = Field(default_factory=dict, description="extractor -> seconds for this image")
