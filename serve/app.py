@@ -101,7 +101,8 @@ def _validation_message(errors: list[dict]) -> str:
     parts = []
     for e in errors[:3]:
         loc = ".".join(str(x) for x in e.get("loc", ()) if x not in ("body",))
-        parts.append(f"{loc or 'body'}: {e.get('msg', 'invalid')}")
+        loc, msg = loc[:80], str(e.get("msg", "invalid"))
+        parts.append(f"{loc or 'body'}: {msg if len(msg) <= 200 else msg[:200] + '…'}")  # msgs can quote input
     more = f" (+{len(errors) - 3} more)" if len(errors) > 3 else ""
     return "malformed request: " + "; ".join(parts) + more
 
@@ -156,12 +157,13 @@ def create_app(config: ServeConfig, reasoner: Any) -> FastAPI:
     @app.exception_handler(StarletteHTTPException)
     async def _http(request: Request, exc: StarletteHTTPException):
         code = {404: "not_found", 405: "method_not_allowed"}.get(exc.status_code, "http_error")
-        msg = f"{request.method} {request.url.path}: {exc.detail}"
+        msg = f"{request.method} {oe.quote(request.url.path, 80)}: {exc.detail}"
         return oe.APIError(exc.status_code, msg, "invalid_request_error", code).response()
 
     @app.exception_handler(KeverError)
     async def _kever(request: Request, exc: KeverError):
-        return oe.bad_request(str(exc), "invalid_input").response()
+        msg = str(exc)  # may quote user input (labels): bounded
+        return oe.bad_request(msg if len(msg) <= 500 else msg[:500] + "…", "invalid_input").response()
 
     @app.exception_handler(Exception)
     async def _internal(request: Request, exc: Exception):
@@ -224,7 +226,8 @@ def create_app(config: ServeConfig, reasoner: Any) -> FastAPI:
     @api.get("/v1/models/{model_id}")
     async def get_model(model_id: str):
         if model_id not in models_map:
-            raise oe.APIError(404, f"model '{model_id}' does not exist; see GET /v1/models", "invalid_request_error", "model_not_found")
+            raise oe.APIError(404, f"model {oe.quote(model_id)} does not exist; see GET /v1/models", "invalid_request_error",
+                              "model_not_found")
         return {"id": model_id, "object": "model", "created": created, "owned_by": "kever"}
 
     @api.post("/v1/emotion")
@@ -276,7 +279,7 @@ def create_app(config: ServeConfig, reasoner: Any) -> FastAPI:
         except ValidationError as e:
             raise oe.bad_request(_validation_message(e.errors())) from None
         if chat_req.model not in models_map:
-            raise oe.APIError(404, f"model '{chat_req.model}' does not exist; use one of {sorted(models_map)}",
+            raise oe.APIError(404, f"model {oe.quote(chat_req.model)} does not exist; use one of {sorted(models_map)}",
                               "invalid_request_error", "model_not_found", param="model")
         users = [m for m in chat_req.messages if m.role == "user"]
         if not users:
