@@ -302,6 +302,8 @@ def create_app(config: ServeConfig, reasoner: Any) -> FastAPI:
                 if at is not None:
                     url, replayed = users[at].image_urls()[-1], True
                     replay_labels = _labels_asked(users[at:-1])
+            if url is None:
+                conversations.refuse_evicted(conv)
             image = await load(await image_bytes_from_url(url, config), "image_url") if url else None
             events: asyncio.Queue = asyncio.Queue()
             loop = asyncio.get_running_loop()

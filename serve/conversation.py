@@ -200,12 +200,27 @@ class Conversations:
         if len(text) > lim.max_message_chars:
             raise oe.bad_request(f"the message is {len(text):,} characters, above this server's limit of "
                                  f"{lim.max_message_chars:,}; send a shorter message", "message_too_long", "messages")
+        if self.store.too_large(conv, text):
+            raise oe.bad_request(f"this conversation holds {conv.stored_chars:,} characters, near its share of this "
+                                 f"server's storage ({lim.max_db_bytes / 2**20:g} MB database); start a new conversation "
+                                 "(a new conversation id)", "conversation_too_large", "messages")
         if conv.turns >= lim.max_turns:
             raise oe.bad_request(f"this conversation has reached this server's limit of {lim.max_turns} turns; "
                                  "start a new conversation (a new conversation id)", "conversation_too_long", "messages")
 
     def load(self, cid: str) -> Conversation:
         return self.store.load(cid)
+
+    @staticmethod
+    def refuse_evicted(conv: Conversation) -> None:
+        """A turn without an image on a conversation the retention policy deleted: say so (409)."""
+        if conv.model is None and conv.evicted:
+            import datetime
+
+            at = datetime.datetime.fromtimestamp(conv.evicted["at"], datetime.timezone.utc).strftime("%Y-%m-%d %H:%M UTC")
+            raise oe.APIError(409, f"conversation {conv.id} was deleted by this server at {at} ({conv.evicted['reason']}); "
+                                   "its judgment is gone: send the image again to start over",
+                              "invalid_request_error", "conversation_evicted", "messages")
 
     def has_judgment(self, cid: str) -> bool:
         return self.store.load(cid).judgment is not None
