@@ -9,7 +9,8 @@ Not part of CI. Steps, all on loopback:
    labels and scores, per photo (``samples.jsonl``);
 2. ``kever serve --preset offline`` on a free loopback port;
 3. inspect_ai runs a task over the same photos (the image and "Which emotion does this image
-   evoke? Answer with one word.") with ``--model openai-api/kever/kever-emotion6:label``, the
+   evoke? Answer with one word.") with ``--model openai-api/kever/kever-emotion6:label`` (or,
+   ``--provider openai``, inspect's ``openai/`` provider, which calls ``/v1/responses``), the
    label-only answer mode, asking for logprobs (the label scores), scored by ``exact()``
    against each photo's top label (any of them where the votes tie);
 4. per photo: inspect's answer vs ``kever eval``'s label, and the served scores (from the
@@ -107,7 +108,7 @@ class Server:
             self.proc.kill()
 
 
-def run_inspect(records: list[dict], base_url: str, model_id: str, log_dir: Path):
+def run_inspect(records: list[dict], base_url: str, model: str, log_dir: Path):
     from inspect_ai import Task, eval as inspect_eval
     from inspect_ai.dataset import Sample
     from inspect_ai.model import ChatMessageUser, ContentImage, ContentText
@@ -118,9 +119,10 @@ def run_inspect(records: list[dict], base_url: str, model_id: str, log_dir: Path
                       input=[ChatMessageUser(content=[ContentText(text=PROMPT), ContentImage(image=r["image"])])])
                for r in records]
     task = Task(dataset=samples, solver=generate(), scorer=exact(), name="kever_emotion6")
-    os.environ["KEVER_BASE_URL"] = base_url + "/v1"
-    os.environ["KEVER_API_KEY"] = "none"
-    (log,) = inspect_eval(task, model=f"openai-api/kever/{model_id}", log_dir=str(log_dir), display="none",
+    for service in ("KEVER", "OPENAI"):  # openai-api/kever/... and openai/... (the Responses API)
+        os.environ[f"{service}_BASE_URL"] = base_url + "/v1"
+        os.environ[f"{service}_API_KEY"] = "none"
+    (log,) = inspect_eval(task, model=model, log_dir=str(log_dir), display="none",
                           max_connections=2, logprobs=True, top_logprobs=20)
     return log
 
@@ -137,6 +139,8 @@ def main() -> None:
     ap.add_argument("--root", default=str(ROOT.parent / "shared" / "data" / "emotion6_dev"))
     ap.add_argument("--limit", type=int, default=40, help="first N photos by id (40 on a busy 2-core machine)")
     ap.add_argument("--model", default="kever-emotion6:label")
+    ap.add_argument("--provider", default="openai-api/kever", choices=["openai-api/kever", "openai"],
+                    help="inspect's provider: openai-api/kever (Chat Completions) or openai (its Responses API client)")
     ap.add_argument("--out", default=str(ROOT / "benchmarks" / "results" / "inspect_check.json"))
     args = ap.parse_args()
     ensure_inspect()
@@ -150,12 +154,13 @@ def main() -> None:
     try:
         start_s = server.wait()
         t0 = time.monotonic()
-        log = run_inspect(records, server.base, args.model, work / "inspect-logs")
+        model = f"{args.provider}/{args.model}"
+        log = run_inspect(records, server.base, model, work / "inspect-logs")
         inspect_s = time.monotonic() - t0
     finally:
         server.stop()
     by_id = {r["id"]: r for r in records}
-    rows, agree, max_diff, errors = [], 0, 0.0, 0
+    rows, agree, max_diff, errors, with_scores = [], 0, 0.0, 0, 0
     for s in log.samples or []:
         ref = by_id[str(s.id)]
         answer = s.output.completion.strip() if s.output else ""
@@ -165,6 +170,7 @@ def main() -> None:
         if scores and ref.get("judgment"):
             diff = max(abs(scores.get(k, 0.0) - v) for k, v in ref["judgment"]["scores"].items())
             max_diff = max(max_diff, diff)
+            with_scores += 1
         score = next(iter(s.scores.values())).value if s.scores else None
         errors += s.error is not None
         agree += answer == ref_label
@@ -177,10 +183,10 @@ def main() -> None:
     metrics = log.results.scores[0].metrics if log.results and log.results.scores else {}
     result = {
         "command": "python benchmarks/harness/inspect_check.py " + " ".join(sys.argv[1:]),
-        "inspect_ai": inspect_ai.__version__, "model": f"openai-api/kever/{args.model}", "dataset": args.root,
+        "inspect_ai": inspect_ai.__version__, "model": model, "dataset": args.root,
         "photos": n, "status": log.status, "errors": errors,
         "agreement": agree / n if n else None, "agree": agree,
-        "max_score_diff": max_diff,
+        "photos_with_served_scores": with_scores, "max_score_diff": max_diff if with_scores else None,
         "inspect_accuracy": {k: v.value for k, v in metrics.items()},
         "kever_eval_accuracy_tie_any": eval_acc, "kever_eval_accuracy_single_label": eval_metrics.get("accuracy"),
         "serve_start_s": round(start_s, 1), "inspect_s": round(inspect_s, 1),
@@ -189,7 +195,8 @@ def main() -> None:
     Path(args.out).parent.mkdir(parents=True, exist_ok=True)
     Path(args.out).write_text(json.dumps(result, indent=1) + "\n")
     print(f"inspect_check: {agree}/{n} photos agree ({result['agreement']:.3f}); inspect status {log.status}, "
-          f"{errors} errors; served vs eval scores: max |diff| {max_diff:.2g}; inspect accuracy "
+          f"{errors} errors; served vs eval scores ({with_scores} photos with logprobs): max |diff| {max_diff:.2g}; "
+          f"inspect accuracy "
           f"{result['inspect_accuracy']}; kever eval accuracy {eval_acc:.3f} -> {args.out}")
 
 
