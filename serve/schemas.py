@@ -130,7 +130,7 @@ class ResponsesRequest(BaseModel):
                                              "(input_text, input_image)", "unsupported_parameter", "input")
                 content = parts
             messages.append({"role": item.get("role", "user"), "content": content})
-        chat_body = {k: v for k, v in body.items() if k not in ("input", "text", "max_output_tokens", "instructions")}
+        chat_body = {k: v for k, v in body.items() if k not in ("input", "text", "max_output_tokens")}
         chat_body["messages"] = messages
         fmt = (body.get("text") or {}).get("format") if isinstance(body.get("text"), dict) else None
         if fmt is not None:  # the Responses API flattens json_schema's fields into the format object
