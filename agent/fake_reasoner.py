@@ -66,6 +66,7 @@ class FakeReasoner:
             models=dict(self.models),
             label_set="custom" if labels and not isinstance(labels, str) else (labels or "mikels8"),
             image=img.source,
+            warnings=list(img.notes),
         )
 
     def relabel(self, judgment: Judgment, labels: list[str] | str) -> Judgment:

@@ -105,7 +105,7 @@ def compare_cmd(rundirs, as_json, reps) -> None:
         click.echo(json.dumps({**table, "paired": paired}, indent=2))
     else:
         click.echo(render_text(table))
-        click.echo(render_paired(paired, runs[0]["name"]))
+        click.echo(render_paired(paired, runs[0]["label"]))
 
 
 @eval_group.command("merge")

@@ -1,4 +1,10 @@
-"""Side-by-side table of several runs' headline figures (``kever eval compare``)."""
+"""Side-by-side table of several runs' headline figures (``kever eval compare``).
+
+Each row is named by its run directory and by what differs between the runs compared (system,
+ablations, preset, dataset, split, root, rationale, limit), so four runs of one system stay
+apart. Paired differences use each run's scored selection (``--resume --limit`` scores fewer
+samples than its log holds), the same samples its row's ``n`` counts.
+"""
 
 from __future__ import annotations
 
@@ -23,10 +29,23 @@ def load_runs(paths: list[str | Path]) -> list[dict]:
         if not mpath.is_file():
             raise ConfigError(f"{p} has no {METRICS}", f"run `kever eval rescore {p}` first")
         m = json.loads(mpath.read_text(encoding="utf-8"))
-        c = rd.read_manifest().config
+        manifest = rd.read_manifest()
+        c = manifest.config
         name = c.system + ("-no-" + "-".join(c.ablate) if c.ablate else "")
-        runs.append({"run": str(p), "name": name, "dataset": c.dataset, "split": c.split, "preset": c.preset, "metrics": m})
+        facts = {"system": name, "preset": c.preset, "dataset": c.dataset, "split": c.split, "root": c.root,
+                 "rationale": c.rationale, "limit": manifest.limit, "shard": c.shard}
+        runs.append({"run": Path(p).as_posix(), "name": name, "dataset": c.dataset, "split": c.split, "preset": c.preset,
+                     "facts": facts, "metrics": m})
+    for r in runs:
+        r["label"] = run_label(r, runs)
     return runs
+
+
+def run_label(run: dict, runs: list[dict]) -> str:
+    """``DIR (system full, preset offline)``: the run directory and what differs between the runs."""
+    keys = [k for k in run["facts"] if len({json.dumps(r["facts"].get(k), default=str) for r in runs}) > 1]
+    differs = ", ".join(f"{k} {'no' if run['facts'][k] is False else run['facts'][k]}" for k in keys)
+    return run["run"] + (f" ({differs})" if differs else "")
 
 
 def compare_table(runs: list[dict]) -> dict:
@@ -34,7 +53,7 @@ def compare_table(runs: list[dict]) -> dict:
     rows = []
     for r in runs:
         m = r["metrics"]
-        rows.append({"run": r["run"], "name": r["name"], "dataset": r["dataset"], "preset": r["preset"],
+        rows.append({"run": r["run"], "label": r["label"], "name": r["name"], "dataset": r["dataset"], "preset": r["preset"],
                      **{c: {"value": m.get(c), "ci": (m.get("ci") or {}).get(c)} for c in cols}})
     best = {}
     for c in cols:
@@ -61,7 +80,7 @@ def render_text(table: dict) -> str:
         for c in cols:
             s = _cell(row[c])
             cells.append(f"**{s}**" if table["best"].get(c) == i and len(table["rows"]) > 1 else s)
-        lines.append(f"| {row['name']} ({row['dataset']}, {row['preset']}) | " + " | ".join(cells) + " |")
+        lines.append(f"| {row['label']} | " + " | ".join(cells) + " |")
     return "\n".join(lines)
 
 
@@ -71,12 +90,14 @@ PAIRED = ("balanced_accuracy", "macro_f1", "accuracy", "kl")
 
 
 def _arrays(path: str | Path, labels: list[str]) -> dict[str, tuple]:
-    """id -> (true index or None, predicted index, per-sample KL or None) for a run's records."""
+    """id -> (true index or None, predicted index, per-sample KL or None) for the records the run
+    scores (its selection, as its metrics count them)."""
     from kever.evals import metrics as M
     from kever.evals.scoring import predicted_distribution, predicted_index
 
     out = {}
-    for r in RunDir(path).records():
+    rd = RunDir(path)
+    for r in rd.read_manifest().scored(rd.records()):
         t = r.truth
         true = labels.index(t.label) if t.label in labels else None
         if not r.ok:
@@ -103,7 +124,8 @@ def paired_differences(runs: list[dict], reps: int = 1000, seed: int = 0) -> lis
     out = []
     for other in runs[1:]:
         if other["metrics"].get("labels") != labels:
-            out.append({"run": other["run"], "name": other["name"], "error": "different label sets: not paired"})
+            out.append({"run": other["run"], "name": other["name"], "label": other["label"],
+                        "error": "different label sets: not paired"})
             continue
         oth = _arrays(other["run"], labels)
         ids = sorted(set(ref) & set(oth))
@@ -116,7 +138,7 @@ def paired_differences(runs: list[dict], reps: int = 1000, seed: int = 0) -> lis
         kb = np.array([oth[i][2] for i in dist])
         k = len(labels)
         fns = {"balanced_accuracy": M.balanced_accuracy, "macro_f1": M.macro_f1, "accuracy": M.accuracy}
-        row: dict = {"run": other["run"], "name": other["name"], "n_paired": len(ids)}
+        row: dict = {"run": other["run"], "name": other["name"], "label": other["label"], "n_paired": len(ids)}
         for name, fn in fns.items():
             if not len(single):
                 continue
@@ -142,11 +164,11 @@ def render_paired(rows: list[dict], reference: str) -> str:
              "| vs | n | " + " | ".join(PAIRED) + " |", "|---|---|" + "---|" * len(PAIRED)]
     for r in rows:
         if "error" in r:
-            lines.append(f"| {r['name']} | – | {r['error']} |")
+            lines.append(f"| {r['label']} | – | {r['error']} |")
             continue
         cells = []
         for m in PAIRED:
             v = r.get(m)
             cells.append("–" if v is None else f"{v['diff']:+.3f} [{v['ci'][0]:+.3f}, {v['ci'][1]:+.3f}]")
-        lines.append(f"| {r['name']} | {r['n_paired']} | " + " | ".join(cells) + " |")
+        lines.append(f"| {r['label']} | {r['n_paired']} | " + " | ".join(cells) + " |")
     return "\n".join(lines)

@@ -114,25 +114,71 @@ def _rel(path: Path, root: Path) -> str:
         return path.as_posix()
 
 
+def _read_text(path: Path) -> str:
+    """The file's text; a binary or non-UTF-8 file is an InputError naming it."""
+    try:
+        return path.read_text(encoding="utf-8")
+    except UnicodeDecodeError as e:
+        raise InputError(f"{path}: not UTF-8 text (byte {e.start} is {e.object[e.start:e.start + 1]!r}); "
+                         "expected a text file", "check that --root points at the dataset's own files") from None
+    except OSError as e:
+        raise InputError(f"{path}: cannot be read ({e.strerror or e})") from None
+
+
+def _number(value: str, where: str, what: str) -> float:
+    """``value`` as a finite float, else an InputError saying where and what was expected."""
+    try:
+        x = float(value)
+    except (TypeError, ValueError):
+        raise InputError(f"{where}: expected a number for {what}, got {_quote(value)}") from None
+    if x != x or x in (float("inf"), float("-inf")):
+        raise InputError(f"{where}: {what} is {_quote(value)}, not a finite number")
+    return x
+
+
+def _votes(values: dict[str, str], where: str, what: str = "vote") -> dict[str, float]:
+    """A vote/probability row: finite, non-negative numbers, not all zero (else an InputError)."""
+    out = {k: _number(v, where, f"the {k} {what}") for k, v in values.items()}
+    negative = [k for k, v in out.items() if v < 0]
+    if negative:
+        raise InputError(f"{where}: {what}s must not be negative ({', '.join(f'{k} {out[k]:g}' for k in negative)})")
+    if not any(out.values()):
+        raise InputError(f"{where}: the {what}s are all zero; expected at least one positive {what}",
+                         "fix or remove the row")
+    return out
+
+
+def _quote(value, limit: int = 40) -> str:
+    text = str(value)
+    return repr(text[:limit]) + ("…" if len(text) > limit else "")
+
+
+def _json(path: Path):
+    try:
+        return json.loads(_read_text(path))
+    except json.JSONDecodeError as e:
+        raise InputError(f"{path} line {e.lineno}: not valid JSON ({e.msg})") from None
+
+
 @loader("flickr_ldl")
 def load_flickr_ldl(root: Path, split: str | None = None) -> Dataset:
     if split:
         raise InputError(f"flickr_ldl has no splits (got --split {split!r})", "point --root at the split's folder instead")
     gt = _need(root / "ground_truth.txt", "Flickr_LDL ground_truth.txt")
-    lines = [ln.split() for ln in gt.read_text(encoding="utf-8").splitlines() if ln.strip()]
+    lines = [(i + 1, ln.split()) for i, ln in enumerate(_read_text(gt).splitlines()) if ln.strip()]
     labels = label_sets()["mikels8"]
-    if lines and not _is_number(lines[0][1]):
-        header = [h.lower() for h in lines[0][1:]]
+    header = labels
+    if lines and len(lines[0][1]) == 9 and not _is_number(lines[0][1][1]):
+        header = [h.lower() for h in lines[0][1][1:]]
         if sorted(header) != sorted(labels):
-            raise InputError(f"{gt}: header {lines[0]} does not name the 8 Mikels emotions")
+            raise InputError(f"{gt} line {lines[0][0]}: header {_quote(' '.join(lines[0][1]), 120)} does not name "
+                             "the 8 Mikels emotions")
         lines = lines[1:]
-    else:
-        header = labels
     samples = []
-    for i, row in enumerate(lines):
+    for n, row in lines:
         if len(row) != 9:
-            raise InputError(f"{gt} line {i + 2}: expected a name and 8 vote counts, got {len(row)} fields")
-        votes = {h: float(v) for h, v in zip(header, row[1:])}
+            raise InputError(f"{gt} line {n}: expected a name and 8 vote counts, got {len(row)} field(s)")
+        votes = _votes(dict(zip(header, row[1:])), f"{gt} line {n}")
         dist = {k: votes[k] for k in labels}
         samples.append(Sample(id=row[0], image=str(root / "images" / row[0]),
                               truth=truth_from_distribution(dist), label_set="mikels8"))
@@ -152,18 +198,21 @@ def load_emotion6(root: Path, split: str | None = None) -> Dataset:
     gt = _need(root / "ground_truth.txt", "Emotion6 ground_truth.txt")
     labels = label_sets()["emotion6"]
     samples = []
-    for i, line in enumerate(gt.read_text(encoding="utf-8").splitlines()):
+    for i, line in enumerate(_read_text(gt).splitlines()):
         if not line.strip():
             continue
         row = line.rstrip("\n").split("\t")
-        if len(row) < 10 or not _is_number(row[1]):
-            if i == 0:
-                continue  # header
-            raise InputError(f"{gt} line {i + 1}: expected path, valence, arousal and 7 probabilities")
-        dist = dict(zip(labels, (float(x) for x in row[3:10])))
+        where = f"{gt} line {i + 1}"
+        if i == 0 and (len(row) < 2 or not _is_number(row[1])):
+            continue  # header
+        if len(row) != 10:
+            raise InputError(f"{where}: expected 10 tab-separated fields (path, valence, arousal and 7 probabilities), "
+                             f"got {len(row)}")
+        valence, arousal = _number(row[1], where, "valence"), _number(row[2], where, "arousal")
+        dist = _votes(dict(zip(labels, row[3:10])), where, "probability")
         name = row[0].strip()
         samples.append(Sample(id=name, image=str(root / "images" / name),
-                              truth=truth_from_distribution(dist, valence=float(row[1]), arousal=float(row[2])),
+                              truth=truth_from_distribution(dist, valence=valence, arousal=arousal),
                               label_set="emotion6"))
     return Dataset(name="emotion6", root=str(root), split=split, label_set="emotion6", labels=labels, samples=samples)
 
@@ -174,14 +223,24 @@ def load_emoset(root: Path, split: str | None = None) -> Dataset:
     lst = _need(root / f"{split}.json", f"EmoSet {split}.json")
     labels = label_sets()["mikels8"]
     samples = []
-    for entry in json.loads(lst.read_text(encoding="utf-8")):
+    entries = _json(lst)
+    if not isinstance(entries, list):
+        raise InputError(f"{lst}: expected a JSON list of [emotion, image_path, annotation_path], "
+                         f"got a {type(entries).__name__}")
+    for n, entry in enumerate(entries, 1):
+        if (not isinstance(entry, list) or len(entry) not in (2, 3)
+                or not all(isinstance(x, str) for x in entry)):
+            raise InputError(f"{lst} entry {n}: expected [emotion, image_path, annotation_path] (strings), "
+                             f"got {_quote(json.dumps(entry))}")
         emotion, image_rel, ann_rel = entry[0], entry[1], entry[2] if len(entry) > 2 else None
         emotion = emotion.lower()
         if emotion not in labels:
-            raise InputError(f"{lst}: unknown EmoSet emotion {emotion!r}")
+            raise InputError(f"{lst} entry {n}: unknown EmoSet emotion {_quote(emotion)}")
         attrs: dict = {}
         if ann_rel and (root / ann_rel).is_file():
-            ann = json.loads((root / ann_rel).read_text(encoding="utf-8"))
+            ann = _json(root / ann_rel)
+            if not isinstance(ann, dict):
+                raise InputError(f"{root / ann_rel}: expected a JSON object of attributes, got a {type(ann).__name__}")
             attrs = {k: v for k, v in ann.items() if k not in ("emotion", "image_id")}
         samples.append(Sample(id=Path(image_rel).stem, image=str(root / image_rel),
                               truth=truth_from_label(emotion), label_set="mikels8", attributes=attrs))
@@ -189,6 +248,8 @@ def load_emoset(root: Path, split: str | None = None) -> Dataset:
 
 
 def _class_folders(root: Path, name: str, labels: list[str] | None, label_set: str) -> Dataset:
+    if not root.is_dir():
+        raise InputError(f"{name} folder not found: {root}", "check --root and --split (a split is a subfolder)")
     dirs = sorted(d for d in root.iterdir() if d.is_dir() and not d.name.startswith("."))
     if labels is None:
         found = [d.name.lower() for d in dirs]
@@ -241,12 +302,12 @@ def load_twitter(root: Path, split: str | None = None) -> Dataset:
     img_dir = root / "images" if (root / "images").is_dir() else lst.parent
     names = {"0": "negative", "1": "positive"}
     samples = []
-    for i, line in enumerate(lst.read_text(encoding="utf-8").splitlines()):
+    for i, line in enumerate(_read_text(lst).splitlines()):
         row = line.split()
         if not row:
             continue
         if len(row) != 2 or row[1] not in names:
-            raise InputError(f"{lst} line {i + 1}: expected 'name.jpg 0|1', got {line!r}")
+            raise InputError(f"{lst} line {i + 1}: expected 'name.jpg 0|1', got {_quote(line)}")
         samples.append(Sample(id=row[0], image=str(img_dir / row[0]), truth=truth_from_label(names[row[1]]), label_set="sentiment"))
     return Dataset(name="twitter", root=str(root), split=split, label_set="sentiment",
                    labels=label_sets()["sentiment"], samples=samples)
@@ -263,10 +324,26 @@ def load_csv(root: Path, split: str | None = None) -> Dataset:
         if len(found) != 1:
             raise InputError(f"{root} holds {len(found)} .csv files", "name the manifest with --split NAME")
         path = found[0]
-    with path.open(newline="", encoding="utf-8") as fh:
-        rows = list(csv.DictReader(fh))
-    if not rows or "image" not in rows[0]:
-        raise InputError(f"{path}: a CSV manifest needs a header with an 'image' column")
+    import io
+
+    text = _read_text(path)
+    try:
+        reader = csv.DictReader(io.StringIO(text, newline=""), restkey="\0extra")
+        rows = [(reader.line_num, r) for r in reader]
+    except csv.Error as e:
+        raise InputError(f"{path} line {reader.line_num}: not a readable CSV row ({e})") from None
+    header = reader.fieldnames or []
+    if "image" not in header:
+        raise InputError(f"{path} line 1: a CSV manifest needs a header with an 'image' column")
+    for n, r in rows:
+        if "\0extra" in r or None in r.values():
+            got = len([v for v in r.values() if v is not None]) - ("\0extra" in r) + len(r.get("\0extra") or [])
+            raise InputError(f"{path} line {n}: expected {len(header)} columns ({', '.join(header)}), got {got}")
+        if not (r.get("image") or "").strip():
+            raise InputError(f"{path} line {n}: the 'image' column is empty; expected a path to the image")
+    rows = [dict(r, _line=n) for n, r in rows]
+    if not rows:
+        raise InputError(f"{path}: the manifest has a header but no rows")
     pcols = [c for c in rows[0] if c.startswith("p_")]
     if pcols:
         labels = [c[2:].lower() for c in pcols]
@@ -276,10 +353,12 @@ def load_csv(root: Path, split: str | None = None) -> Dataset:
     if label_set != "custom":
         labels = label_sets()[label_set]
     samples = []
-    for i, r in enumerate(rows):
-        extra = {k: float(r[k]) for k in ("valence", "arousal") if r.get(k, "").strip()}
+    for r in rows:
+        where = f"{path} line {r['_line']}"
+        extra = {k: _number(r[k], where, k) for k in ("valence", "arousal") if (r.get(k) or "").strip()}
         if pcols:
-            truth = truth_from_distribution({c[2:].lower(): float(r[c] or 0) for c in pcols}, **extra)
+            truth = truth_from_distribution(_votes({c[2:].lower(): r[c] or "0" for c in pcols}, where, "probability"),
+                                            **extra)
         elif r.get("label", "").strip():
             truth = truth_from_label(r["label"].strip().lower(), **extra)
         else:

@@ -207,6 +207,25 @@ def read_file(item: str | os.PathLike, src: str) -> bytes:
     return data
 
 
+#: an image with a side shorter than this, or fewer pixels than SMALL_AREA, is judged with a warning
+SMALL_SIDE = 16
+SMALL_AREA = 32 * 32
+
+
+def size_note(size: tuple[int, int]) -> str | None:
+    """The warning a judgment of a very small or very thin image carries (None when it needs none)."""
+    w, h = size
+    if min(w, h) >= SMALL_SIDE and w * h >= SMALL_AREA:
+        return None
+    return (f"the image is only {w}x{h} pixels: so little can show almost nothing (no faces, objects or text), "
+            "so this judgment rests on little more than its colours; read it as weak")
+
+
+def _loaded(rgb: Image.Image, src: str, notes: list[str], working_side: int) -> LoadedImage:
+    note = size_note(rgb.size)
+    return LoadedImage(_downscale(rgb, working_side), src, rgb.size, notes + ([note] if note else []))
+
+
 def load_image(item: ImageInput, *, source: str | None = None, working_side: int = WORKING_SIDE) -> LoadedImage:
     """Load and normalise one image; raise :class:`InputError` with a clear message if unusable."""
     if isinstance(item, LoadedImage):
@@ -215,7 +234,7 @@ def load_image(item: ImageInput, *, source: str | None = None, working_side: int
         src = source or "<image>"
         notes: list[str] = []
         rgb = _to_rgb(item, notes)
-        return LoadedImage(_downscale(rgb, working_side), src, rgb.size, notes)
+        return _loaded(rgb, src, notes, working_side)
     if isinstance(item, (bytes, bytearray)):
         src = source or "<bytes>"
         if len(item) == 0:
@@ -228,4 +247,4 @@ def load_image(item: ImageInput, *, source: str | None = None, working_side: int
         raise InputError(f"unsupported image input of type {type(item).__name__}", "pass a path, bytes or a PIL image")
     notes = []
     rgb = _to_rgb(img, notes)
-    return LoadedImage(_downscale(rgb, working_side), src, rgb.size, notes)
+    return _loaded(rgb, src, notes, working_side)

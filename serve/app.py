@@ -1,4 +1,4 @@
-"""The FastAPI app: /v1/models, /v1/chat/completions, /v1/emotion, /healthz, /metrics.
+"""The FastAPI app: /v1/models, /v1/chat/completions, /v1/responses, /v1/emotion, /health(z), /metrics.
 
 Request path: ``Gate`` (ASGI: body-size cap, metrics) -> Bearer auth (a route dependency) ->
 endpoint -> admission to the bounded queue (429 when full) -> image decoding and the chat
@@ -13,6 +13,7 @@ closed.
 from __future__ import annotations
 
 import asyncio
+import json
 import logging
 import threading
 import time
@@ -31,6 +32,7 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 from kever.errors import KeverError
 from kever.images import LoadedImage
 from kever.paths import home
+from kever.serve import harness
 from kever.serve import openai_errors as oe
 from kever.serve.auth import bearer_guard
 from kever.serve.config import ServeConfig
@@ -40,9 +42,9 @@ from kever.serve.identity import conversation_id
 from kever.serve.image_input import decode_base64, decode_image, image_bytes_from_url
 from kever.serve.intents import parse
 from kever.serve.metrics import Metrics
-from kever.serve.schemas import ChatRequest, EmotionRequest, Message
+from kever.serve.schemas import ChatRequest, EmotionRequest, Message, ResponsesRequest
 from kever.serve.store import Store
-from kever.serve.streaming import chunks, usage
+from kever.serve.streaming import chunks
 
 log = logging.getLogger("kever.serve")
 
@@ -101,7 +103,8 @@ def _validation_message(errors: list[dict]) -> str:
     parts = []
     for e in errors[:3]:
         loc = ".".join(str(x) for x in e.get("loc", ()) if x not in ("body",))
-        parts.append(f"{loc or 'body'}: {e.get('msg', 'invalid')}")
+        loc, msg = loc[:80], str(e.get("msg", "invalid"))
+        parts.append(f"{loc or 'body'}: {msg if len(msg) <= 200 else msg[:200] + '…'}")  # msgs can quote input
     more = f" (+{len(errors) - 3} more)" if len(errors) > 3 else ""
     return "malformed request: " + "; ".join(parts) + more
 
@@ -130,7 +133,8 @@ def create_app(config: ServeConfig, reasoner: Any) -> FastAPI:
     store = Store(config.db or home() / "serve" / "conversations.sqlite", config.limits)
     conversations = Conversations(store, reasoner, model_gate)
     metrics.watch_store(store.stats)
-    models_map = {config.model_name + suffix: labels for suffix, labels in MODEL_LABELS.items()}
+    models_map = {config.model_name + suffix + answer: labels for suffix, labels in MODEL_LABELS.items()
+                  for answer in ("", harness.LABEL_SUFFIX)}
     created = int(time.time())
 
     @asynccontextmanager
@@ -156,12 +160,13 @@ def create_app(config: ServeConfig, reasoner: Any) -> FastAPI:
     @app.exception_handler(StarletteHTTPException)
     async def _http(request: Request, exc: StarletteHTTPException):
         code = {404: "not_found", 405: "method_not_allowed"}.get(exc.status_code, "http_error")
-        msg = f"{request.method} {request.url.path}: {exc.detail}"
+        msg = f"{request.method} {oe.quote(request.url.path, 80)}: {exc.detail}"
         return oe.APIError(exc.status_code, msg, "invalid_request_error", code).response()
 
     @app.exception_handler(KeverError)
     async def _kever(request: Request, exc: KeverError):
-        return oe.bad_request(str(exc), "invalid_input").response()
+        msg = str(exc)  # may quote user input (labels): bounded
+        return oe.bad_request(msg if len(msg) <= 500 else msg[:500] + "…", "invalid_input").response()
 
     @app.exception_handler(Exception)
     async def _internal(request: Request, exc: Exception):
@@ -202,6 +207,7 @@ def create_app(config: ServeConfig, reasoner: Any) -> FastAPI:
     # ---------------------------------------------------------------- endpoints
 
     @app.get("/healthz")
+    @app.get("/health")
     async def healthz():
         return {"status": "ok", "preset": config.preset, "models": dict(getattr(reasoner, "models", {}) or {}),
                 "queue_depth": admission.depth, "queue_capacity": admission.capacity}
@@ -219,12 +225,15 @@ def create_app(config: ServeConfig, reasoner: Any) -> FastAPI:
     async def list_models():
         return {"object": "list", "data": [
             {"id": mid, "object": "model", "created": created, "owned_by": "kever",
-             "kever": {"labels": labels, "preset": config.preset}} for mid, labels in models_map.items()]}
+             "kever": {"labels": labels, "preset": config.preset,
+                       "answer": "label" if mid.endswith(harness.LABEL_SUFFIX) else "prose"}}
+            for mid, labels in models_map.items()]}
 
     @api.get("/v1/models/{model_id}")
     async def get_model(model_id: str):
         if model_id not in models_map:
-            raise oe.APIError(404, f"model '{model_id}' does not exist; see GET /v1/models", "invalid_request_error", "model_not_found")
+            raise oe.APIError(404, f"model {oe.quote(model_id)} does not exist; see GET /v1/models", "invalid_request_error",
+                              "model_not_found")
         return {"id": model_id, "object": "model", "created": created, "owned_by": "kever"}
 
     @api.post("/v1/emotion")
@@ -266,17 +275,10 @@ def create_app(config: ServeConfig, reasoner: Any) -> FastAPI:
         j = await wait_job(fut, deadline)
         return JSONResponse(j.model_dump(mode="json"))
 
-    @api.post("/v1/chat/completions")
-    async def chat(request: Request):
-        if not _is_json(request.headers.get("content-type", "")):
-            raise oe.unsupported_media_type("send the request as JSON, with 'Content-Type: application/json'")
-        raw = await request.body()
-        try:
-            chat_req = ChatRequest.model_validate_json(raw)
-        except ValidationError as e:
-            raise oe.bad_request(_validation_message(e.errors())) from None
+    async def start_turn(request: Request, chat_req: ChatRequest, mode: harness.AnswerMode):
+        """Admit and start one chat turn; (future of (reply, judgment), conversation id, user text, events, deadline)."""
         if chat_req.model not in models_map:
-            raise oe.APIError(404, f"model '{chat_req.model}' does not exist; use one of {sorted(models_map)}",
+            raise oe.APIError(404, f"model {oe.quote(chat_req.model)} does not exist; use one of {sorted(models_map)}",
                               "invalid_request_error", "model_not_found", param="model")
         users = [m for m in chat_req.messages if m.role == "user"]
         if not users:
@@ -284,12 +286,13 @@ def create_app(config: ServeConfig, reasoner: Any) -> FastAPI:
         last = users[-1]
         if len(last.image_urls()) > 1:
             raise oe.bad_request("one image per message, please (kever judges one image at a time)", param="messages")
-        cid, _named = conversation_id(request, chat_req.user, config.conversation_headers)
+        cid, _named = conversation_id(request, config.conversation_headers)
         text = last.text()
         conv = await asyncio.to_thread(conversations.load, cid)
         conversations.check(text, conv)  # refused before any work (checked again when the turn runs)
         deadline = time.monotonic() + config.timeout_s
         release = admission.enter()
+        events: asyncio.Queue = asyncio.Queue()
         try:
             url, replayed, replay_labels = (last.image_urls() or [None])[0], False, None
             if url is None and conv.judgment is None:
@@ -299,8 +302,11 @@ def create_app(config: ServeConfig, reasoner: Any) -> FastAPI:
                 if at is not None:
                     url, replayed = users[at].image_urls()[-1], True
                     replay_labels = _labels_asked(users[at:-1])
+            if url is None:
+                conversations.refuse_evicted(conv)
+                if mode.bare and conv.judgment is None:
+                    harness.bare_answer(mode, None)  # 400: a label-only answer needs an image
             image = await load(await image_bytes_from_url(url, config), "image_url") if url else None
-            events: asyncio.Queue = asyncio.Queue()
             loop = asyncio.get_running_loop()
 
             def on_event(ev: dict) -> None:
@@ -309,28 +315,82 @@ def create_app(config: ServeConfig, reasoner: Any) -> FastAPI:
 
             fut = await run_job(release, conversations.turn, cid, text, image, model=chat_req.model,
                                 default_labels=models_map[chat_req.model], replay_labels=replay_labels,
-                                replayed=replayed, on_event=on_event if chat_req.stream else count_model_calls)
+                                replayed=replayed, rationale=not mode.bare,
+                                on_event=on_event if chat_req.stream else count_model_calls)
         except BaseException:
             release()
             raise
+        return fut, cid, text, events, deadline
+
+    def headers_for(cid: str, mode: harness.AnswerMode) -> dict:
+        h = {"X-Conversation-Id": cid}
+        if mode.ignored:
+            h["X-Kever-Ignored-Params"] = ",".join(mode.ignored)
+        return h
+
+    def parse_json(raw: bytes, model: type):
+        try:
+            req = model.model_validate_json(raw)
+        except ValidationError as e:
+            raise oe.bad_request(_validation_message(e.errors())) from None
+        return req, json.loads(raw)
+
+    @api.post("/v1/chat/completions")
+    async def chat(request: Request):
+        if not _is_json(request.headers.get("content-type", "")):
+            raise oe.unsupported_media_type("send the request as JSON, with 'Content-Type: application/json'")
+        chat_req, body = parse_json(await request.body(), ChatRequest)
+        mode = harness.answer_mode(body, chat_req.model)
+        fut, cid, text, events, deadline = await start_turn(request, chat_req, mode)
         rid = "chatcmpl-" + uuid.uuid4().hex[:24]
         now = int(time.time())
-        headers = {"X-Conversation-Id": cid}
+        headers = headers_for(cid, mode)
         if not chat_req.stream:
             reply, j = await wait_job(fut, deadline)
-            return JSONResponse(_completion(rid, now, chat_req.model, reply, text, cid, j), headers=headers)
-        return EventSourceResponse(chunks(rid, now, chat_req, text, fut, events, deadline, cid, config.timeout_s),
+            return JSONResponse(_completion(rid, now, chat_req.model, reply, text, cid, j, mode), headers=headers)
+        return EventSourceResponse(chunks(rid, now, chat_req, text, fut, events, deadline, cid, config.timeout_s, mode),
                                    headers={**headers, "Cache-Control": "no-cache"}, sep="\n",
                                    shutdown_grace_period=config.graceful_timeout_s)
+
+    @api.post("/v1/responses")
+    async def responses(request: Request):
+        if not _is_json(request.headers.get("content-type", "")):
+            raise oe.unsupported_media_type("send the request as JSON, with 'Content-Type: application/json'")
+        resp_req, body = parse_json(await request.body(), ResponsesRequest)
+        chat_req, chat_body = resp_req.as_chat(body)
+        mode = harness.answer_mode(chat_body, chat_req.model)
+        fut, cid, text, _events, deadline = await start_turn(request, chat_req, mode)
+        reply, j = await wait_job(fut, deadline)
+        return JSONResponse(_response(resp_req, reply, text, cid, j, mode), headers=headers_for(cid, mode))
 
     app.include_router(api)
     return app
 
 
-def _completion(rid: str, created: int, model: str, reply: str, prompt: str, cid: str, j) -> dict:
+def _completion(rid: str, created: int, model: str, reply: str, prompt: str, cid: str, j, mode: harness.AnswerMode) -> dict:
+    text, finish = harness.content(mode, reply, j)
     return {
         "id": rid, "object": "chat.completion", "created": created, "model": model,
-        "choices": [{"index": 0, "message": {"role": "assistant", "content": reply}, "finish_reason": "stop"}],
-        "usage": usage(prompt, reply),
-        "kever": {"conversation_id": cid, "label": j.label if j else None, "scores": j.scores if j else None},
+        "choices": [{"index": 0, "message": {"role": "assistant", "content": text}, "finish_reason": finish,
+                     "logprobs": harness.logprobs(mode, j)}],
+        "usage": harness.usage(prompt, text),
+        "kever": harness.kever_field(cid, j),
+    }
+
+
+def _response(req, reply: str, prompt: str, cid: str, j, mode: harness.AnswerMode) -> dict:
+    """An OpenAI Responses API object holding one output message."""
+    text, finish = harness.content(mode, reply, j)
+    u = harness.usage(prompt, text)
+    return {
+        "id": "resp_" + uuid.uuid4().hex[:24], "object": "response", "created_at": int(time.time()), "model": req.model,
+        "status": "completed" if finish == "stop" else "incomplete",
+        "incomplete_details": None if finish == "stop" else {"reason": "max_output_tokens"},
+        "output": [{"type": "message", "id": "msg_" + uuid.uuid4().hex[:24], "status": "completed", "role": "assistant",
+                    "content": [{"type": "output_text", "text": text, "annotations": [],
+                                 **({"logprobs": harness.logprobs(mode, j)["content"]} if mode.logprobs and j else {})}]}],
+        "output_text": text, "parallel_tool_calls": False, "tool_choice": "none", "tools": [], "error": None,
+        "usage": {"input_tokens": u["prompt_tokens"], "output_tokens": u["completion_tokens"], "total_tokens": u["total_tokens"],
+                  "input_tokens_details": {"cached_tokens": 0}, "output_tokens_details": {"reasoning_tokens": 0}},
+        "kever": harness.kever_field(cid, j),
     }

@@ -18,7 +18,7 @@ CONVERSATION_HEADERS = ("X-Conversation-Id", "X-OpenWebUI-Chat-Id")
 class ServeConfig(BaseModel):
     host: str = "127.0.0.1"
     port: int = Field(8000, ge=0, le=65535)
-    api_key: str | None = Field(None, description="Bearer key required on every endpoint but /healthz")
+    api_key: str | None = Field(None, description="Bearer key required on every endpoint but /healthz and /health")
     preset: str = "offline"
     db: Path | None = Field(None, description="SQLite file for conversations (default: KEVER_HOME/serve/conversations.sqlite)")
     allow_remote_images: bool = Field(False, description="fetch http(s) image_url parts")

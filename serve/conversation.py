@@ -110,7 +110,10 @@ def build_graph():
     def judge(state: TurnState, runtime: Runtime[TurnContext]) -> dict:
         ctx = runtime.context
         intent = Intent.model_validate(state["intent"])
-        if intent.kind == "relabel":
+        # a new image is judged over the model id's label set, whatever the prompt's wording
+        # ("positive or negative?" to kever-emotion6); a replayed history keeps what it asked
+        # for, its last message included (a follow-up of the image it replays)
+        if state.get("replayed") and intent.kind == "relabel":
             labels = intent.label_set
         else:
             labels = state.get("replay_labels") or state.get("default_labels") or "mikels8"
@@ -119,7 +122,7 @@ def build_graph():
         with ctx.model_lock:
             j = _isolated(ctx.reasoner.explain, ctx.image, labels=labels, rationale=ctx.rationale, on_event=ctx.on_event)
         _emit(ctx, "judge")
-        keep = state.get("replayed") and intent.kind not in ("relabel",)
+        keep = state.get("replayed") and intent.kind != "relabel"
         return {"judgment": j.model_dump(mode="json"), "judged_key": state["image_key"], "label_set": labels,
                 "judgment_changed": True, "intent": state["intent"] if keep else Intent(kind="summary").model_dump()}
 
@@ -200,6 +203,10 @@ class Conversations:
         if len(text) > lim.max_message_chars:
             raise oe.bad_request(f"the message is {len(text):,} characters, above this server's limit of "
                                  f"{lim.max_message_chars:,}; send a shorter message", "message_too_long", "messages")
+        if self.store.too_large(conv, text):
+            raise oe.bad_request(f"this conversation holds {conv.stored_chars:,} characters, near its share of this "
+                                 f"server's storage ({lim.max_db_bytes / 2**20:g} MB database); start a new conversation "
+                                 "(a new conversation id)", "conversation_too_large", "messages")
         if conv.turns >= lim.max_turns:
             raise oe.bad_request(f"this conversation has reached this server's limit of {lim.max_turns} turns; "
                                  "start a new conversation (a new conversation id)", "conversation_too_long", "messages")
@@ -207,14 +214,27 @@ class Conversations:
     def load(self, cid: str) -> Conversation:
         return self.store.load(cid)
 
+    @staticmethod
+    def refuse_evicted(conv: Conversation) -> None:
+        """A turn without an image on a conversation the retention policy deleted: say so (409)."""
+        if conv.model is None and conv.evicted:
+            import datetime
+
+            at = datetime.datetime.fromtimestamp(conv.evicted["at"], datetime.timezone.utc).strftime("%Y-%m-%d %H:%M UTC")
+            raise oe.APIError(409, f"conversation {conv.id} was deleted by this server at {at} ({conv.evicted['reason']}); "
+                                   "its judgment is gone: send the image again to start over",
+                              "invalid_request_error", "conversation_evicted", "messages")
+
     def has_judgment(self, cid: str) -> bool:
         return self.store.load(cid).judgment is not None
 
     def turn(self, cid: str, text: str, image: LoadedImage | None, *, model: str = "kever", default_labels: str = "mikels8",
-             replay_labels: Any = None, replayed: bool = False,
+             replay_labels: Any = None, replayed: bool = False, rationale: bool = True,
              on_event: Callable[[dict], None] | None = None) -> tuple[str, Judgment | None]:
-        """Run and store one chat turn; ``image``: a new image (starts a new judgment), else a follow-up."""
-        ctx = TurnContext(reasoner=self.reasoner, image=image, on_event=on_event, model_lock=self.model_lock)
+        """Run and store one chat turn; ``image``: a new image (starts a new judgment), else a follow-up.
+        ``rationale=False``: a label-only answer, the judgment written without its rationale."""
+        ctx = TurnContext(reasoner=self.reasoner, image=image, on_event=on_event, model_lock=self.model_lock,
+                          rationale=rationale)
         with self._lock(cid):
             conv = self.store.load(cid)
             self.check(text, conv)

@@ -22,7 +22,7 @@ from urllib.parse import unquote_to_bytes, urljoin, urlsplit
 from kever.errors import InputError
 from kever.images import LoadedImage, load_image
 from kever.serve.config import ServeConfig
-from kever.serve.openai_errors import APIError, bad_request, too_large
+from kever.serve.openai_errors import APIError, bad_request, quote, too_large
 
 MAX_REDIRECTS = 3
 
@@ -59,7 +59,7 @@ async def check_host(host: str, port: int, allow_private: bool) -> str:
     try:
         infos = await loop.getaddrinfo(host, port, type=socket.SOCK_STREAM)
     except (socket.gaierror, UnicodeError) as e:
-        raise bad_request(f"cannot resolve image host '{host}' ({e})", "invalid_image_url") from None
+        raise bad_request(f"cannot resolve image host {quote(host, 80)} ({type(e).__name__})", "invalid_image_url") from None
     addrs = []
     for info in infos:
         addr = ipaddress.ip_address(str(info[4][0]).split("%")[0])
@@ -69,10 +69,10 @@ async def check_host(host: str, port: int, allow_private: bool) -> str:
         if allow_private:
             continue
         if not addr.is_global or addr.is_multicast:
-            raise APIError(400, f"refusing to fetch image from '{host}': it resolves to {addr} ({_describe(addr)}); "
+            raise APIError(400, f"refusing to fetch image from {quote(host, 80)}: it resolves to {addr} ({_describe(addr)}); "
                                 "only public addresses are allowed", "invalid_request_error", "image_url_forbidden")
     if not addrs:
-        raise bad_request(f"cannot resolve image host '{host}'", "invalid_image_url")
+        raise bad_request(f"cannot resolve image host {quote(host, 80)}", "invalid_image_url")
     return str(addrs[0])
 
 
@@ -95,7 +95,7 @@ async def _fetch(url: str, config: ServeConfig) -> bytes:
         for _ in range(MAX_REDIRECTS + 1):
             parts = urlsplit(url)
             if parts.scheme not in ("http", "https") or not parts.hostname:
-                raise bad_request(f"unsupported image URL '{url[:80]}': use http(s) or data:", "invalid_image_url")
+                raise bad_request(f"unsupported image URL {quote(url)}: use http(s) or data:", "invalid_image_url")
             port = parts.port or (443 if parts.scheme == "https" else 80)
             ip = await check_host(parts.hostname, port, config.allow_private_urls)
             pinned = parts._replace(netloc=(f"[{ip}]" if ":" in ip else ip) + f":{port}").geturl()
@@ -123,12 +123,16 @@ async def _fetch(url: str, config: ServeConfig) -> bytes:
 
 
 async def image_bytes_from_url(url: str, config: ServeConfig) -> bytes:
-    scheme = url.split(":", 1)[0].lower()
+    scheme, sep, _ = url[:32].partition(":")
+    scheme = scheme.lower() if sep else ""
     if scheme == "data":
         return decode_data_url(url)
     if scheme in ("http", "https"):
         return await fetch_remote(url, config)
-    raise bad_request(f"unsupported image URL scheme '{scheme}': use data: (or http(s) when enabled)", "invalid_image_url")
+    if not scheme:
+        raise bad_request(f"image URL {quote(url)} has no scheme: send 'data:image/...;base64,<data>' "
+                          "(or an http(s) URL when the server allows it)", "invalid_image_url")
+    raise bad_request(f"unsupported image URL scheme {quote(scheme)}: use data: (or http(s) when enabled)", "invalid_image_url")
 
 
 def decode_image(data: bytes, config: ServeConfig, source: str) -> LoadedImage:

@@ -9,6 +9,15 @@ from __future__ import annotations
 from fastapi.responses import JSONResponse
 
 
+def quote(value: object, limit: int = 40) -> str:
+    """User input as it may appear in an error message: at most ``limit`` characters, escaped
+    (``repr``), with its full length when cut. An error never echoes a whole request back."""
+    text = str(value)
+    if len(text) <= limit:
+        return repr(text)
+    return f"{text[:limit]!r}… ({len(text):,} characters)"
+
+
 class APIError(Exception):
     def __init__(self, status: int, message: str, type_: str = "invalid_request_error", code: str | None = None,
                  param: str | None = None, headers: dict[str, str] | None = None):

@@ -104,6 +104,7 @@ STEPS = {
     "rationale": "Writing the explanation",
     "followup": "Writing the answer",
     "relabel": "Re-scoring over another set of labels (the image is not looked at again)",
+    "consult": "Asking the language model which knowledge to look up",
 }
 
 
@@ -120,5 +121,5 @@ class Progress:
         elif node in self._open:
             self._open.discard(node)
             return None  # announced at its start
-        text = STEPS.get(node, node.replace("_", " ").capitalize())
+        text = STEPS.get(node, "Working")  # never a raw node name (a step without a line reads "Working")
         return None if text is None else f"{text}\n"

@@ -6,13 +6,18 @@ Tables (schema version in ``PRAGMA user_version``):
 - ``judgments``: the conversation's current judgment (its JSON), the image it is about (sha1)
   and the label set; one row per conversation, rewritten only when the judgment changes
   (a new image, a relabel);
-- ``messages``: one row per message (the user's text, the reply), written once.
+- ``messages``: one row per message (the user's text, the reply), written once;
+- ``evicted``: the ids of conversations the retention policy deleted (when and why), so a
+  client that continues one is told so instead of silently starting over.
 
 So a follow-up costs two small rows, never a copy of the history or of the judgment: the file
 grows linearly in turns. Bounds (:class:`Limits`): the text of one message, the turns of one
 conversation (both refused with an error the client sees), and retention: conversations older
-than ``max_age_s`` and the oldest beyond ``max_conversations`` or beyond ``max_db_bytes`` are
-deleted (their pages are reused, and returned to the file system by incremental vacuum).
+than ``max_age_s`` and the least recently used beyond ``max_conversations`` or beyond
+``max_db_bytes`` are deleted, oldest first and never the conversation being written (their
+pages are reused, and returned to the file system by incremental vacuum). The size is checked
+after every write (three PRAGMAs: cheap); one conversation may hold at most
+``CONVERSATION_SHARE`` of ``max_db_bytes`` (more: its next turn is refused).
 
 Only JSON is stored and read back through pydantic: nothing in the file can make the server
 import or call code.
@@ -35,8 +40,11 @@ from kever.agent.judgment import Judgment
 log = logging.getLogger("kever.serve")
 
 SCHEMA_VERSION = 1
-#: the retention policy runs when a conversation is created and after every this many turns
+#: the age and count rules run when a conversation is created and after every this many turns;
+#: the size rule runs after every write
 PRUNE_EVERY = 50
+#: the most of ``max_db_bytes`` one conversation may hold (more: its next turn is refused)
+CONVERSATION_SHARE = 0.5
 #: bytes the write-ahead log file is truncated to after each checkpoint
 WAL_LIMIT = 4 * 1024 * 1024
 SCHEMA = """
@@ -63,6 +71,12 @@ CREATE TABLE IF NOT EXISTS messages (
   created REAL NOT NULL,
   PRIMARY KEY (conversation, n)
 );
+CREATE TABLE IF NOT EXISTS evicted (
+  id TEXT PRIMARY KEY,
+  at REAL NOT NULL,
+  reason TEXT NOT NULL
+);
+CREATE INDEX IF NOT EXISTS evicted_at ON evicted(at);
 """
 
 
@@ -85,6 +99,8 @@ class Conversation(BaseModel):
     judged_key: str | None = None
     label_set: Any = None  # name or list of labels of the stored judgment
     judgment: Judgment | None = None
+    stored_chars: int = 0  # characters of text and judgment it holds
+    evicted: dict | None = None  # {"at", "reason"} when the retention policy deleted it
 
 
 class Store:
@@ -124,10 +140,13 @@ class Store:
         with self._lock:
             row = self._conn.execute("SELECT model, turns FROM conversations WHERE id=?", (cid,)).fetchone()
             if row is None:
-                return Conversation(id=cid)
+                gone = self._conn.execute("SELECT at, reason FROM evicted WHERE id=?", (cid,)).fetchone()
+                return Conversation(id=cid, evicted={"at": gone[0], "reason": gone[1]} if gone else None)
             j = self._conn.execute("SELECT judged_key, label_set, judgment FROM judgments WHERE conversation=?",
                                    (cid,)).fetchone()
-        conv = Conversation(id=cid, model=row[0], turns=row[1])
+            chars = self._conn.execute("SELECT COALESCE(SUM(LENGTH(content)), 0) FROM messages WHERE conversation=?",
+                                       (cid,)).fetchone()[0]
+        conv = Conversation(id=cid, model=row[0], turns=row[1], stored_chars=chars + (len(j[2]) if j else 0))
         if j is not None:
             conv.judged_key, conv.label_set = j[0], json.loads(j[1])
             conv.judgment = Judgment.model_validate_json(j[2])
@@ -165,6 +184,7 @@ class Store:
                 if new:
                     c.execute("INSERT INTO conversations(id, model, turns, created, updated) VALUES (?,?,1,?,?)",
                               (conv.id, model, now, now))
+                    c.execute("DELETE FROM evicted WHERE id=?", (conv.id,))
                 else:
                     c.execute("UPDATE conversations SET model=?, turns=turns+1, updated=? WHERE id=?", (model, now, conv.id))
                 n = c.execute("SELECT COALESCE(MAX(n), -1) + 1 FROM messages WHERE conversation=?", (conv.id,)).fetchone()[0]
@@ -181,26 +201,56 @@ class Store:
                 raise
         self._writes += 1
         if new or self._writes % PRUNE_EVERY == 0:
-            self.prune()
+            self.prune(keep=conv.id)
+        else:
+            with self._lock:
+                over = self._used_bytes() > self.limits.max_db_bytes
+            if over:
+                self.prune(keep=conv.id)
 
-    def prune(self, now: float | None = None) -> int:
-        """Apply the retention policy; returns how many conversations were deleted."""
+    def too_large(self, conv: Conversation, text: str) -> bool:
+        """Would this turn take the conversation past its share of the database cap?"""
+        return (conv.stored_chars + len(text)) * 1.1 > self.limits.max_db_bytes * CONVERSATION_SHARE
+
+    def prune(self, now: float | None = None, keep: str | None = None) -> int:
+        """Apply the retention policy, never deleting ``keep`` (the conversation being written);
+        returns how many conversations were deleted. Each deleted id is remembered in ``evicted``."""
         lim = self.limits
         now = time.time() if now is None else now
+        keep = keep or ""
         with self._lock:
             c = self._conn
-            deleted = c.execute("DELETE FROM conversations WHERE updated < ?", (now - lim.max_age_s,)).rowcount
+
+            def evict(where: str, args: tuple, reason: str) -> int:
+                ids = [r[0] for r in c.execute(f"SELECT id FROM conversations WHERE id != ? AND {where}", (keep, *args))]
+                if not ids:
+                    return 0
+                c.execute("BEGIN IMMEDIATE")
+                try:
+                    c.executemany("INSERT OR REPLACE INTO evicted(id, at, reason) VALUES (?,?,?)",
+                                  [(i, now, reason) for i in ids])
+                    c.executemany("DELETE FROM conversations WHERE id=?", [(i,) for i in ids])
+                    c.execute("COMMIT")
+                except BaseException:
+                    c.execute("ROLLBACK")
+                    raise
+                return len(ids)
+
+            deleted = evict("updated < ?", (now - lim.max_age_s,), f"unused for more than {lim.max_age_s / 86400:g} days")
             extra = c.execute("SELECT COUNT(*) FROM conversations").fetchone()[0] - lim.max_conversations
             if extra > 0:
-                deleted += c.execute("DELETE FROM conversations WHERE id IN (SELECT id FROM conversations "
-                                     "ORDER BY updated LIMIT ?)", (extra,)).rowcount
+                deleted += evict("id IN (SELECT id FROM conversations WHERE id != ? ORDER BY updated LIMIT ?)",
+                                 (keep, extra), f"the server keeps at most {lim.max_conversations:,} conversations")
             while self._used_bytes() > lim.max_db_bytes:
-                gone = c.execute("DELETE FROM conversations WHERE id IN (SELECT id FROM conversations "
-                                 "ORDER BY updated LIMIT 1)").rowcount
+                gone = evict("id IN (SELECT id FROM conversations WHERE id != ? ORDER BY updated LIMIT 1)", (keep,),
+                             f"the server's database is capped at {lim.max_db_bytes / 2**20:g} MB")
                 if not gone:
                     break
                 deleted += gone
             if deleted:
+                # remember as many evictions as conversations are kept; the oldest are forgotten
+                c.execute("DELETE FROM evicted WHERE id IN (SELECT id FROM evicted ORDER BY at DESC LIMIT -1 OFFSET ?)",
+                          (lim.max_conversations,))
                 c.execute("PRAGMA incremental_vacuum")
         return deleted
 

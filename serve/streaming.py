@@ -2,7 +2,10 @@
 
 Progress first, one line per step as ``reasoning_content`` deltas (UIs show them as a
 "thinking" block), with the raw event in ``kever_event``; then the answer, line by line; then
-a ``stop`` chunk (and a usage chunk when asked); then ``data: [DONE]``. An error after the
+a ``stop`` chunk (``length`` when ``max_tokens`` cut the answer) carrying the ``kever`` object
+(conversation id, label, scores, warnings) as non-streamed replies do (and a usage chunk when
+asked); then ``data: [DONE]``. A label-only answer (:mod:`kever.serve.harness`) is one content
+chunk. An error after the
 stream started is sent as one ``data: {"error": ...}`` event before ``[DONE]``.
 """
 
@@ -15,6 +18,7 @@ import time
 from typing import AsyncIterator
 
 from kever.errors import KeverError
+from kever.serve import harness
 from kever.serve import openai_errors as oe
 from kever.serve.render import Progress
 from kever.serve.schemas import ChatRequest
@@ -22,16 +26,16 @@ from kever.serve.schemas import ChatRequest
 log = logging.getLogger("kever.serve")
 
 
-def usage(prompt: str, reply: str) -> dict:
-    p, c = len(prompt.split()), len(reply.split())
-    return {"prompt_tokens": p, "completion_tokens": c, "total_tokens": p + c}
-
-
 async def chunks(rid: str, created: int, chat_req: ChatRequest, prompt: str, fut: asyncio.Future, events: asyncio.Queue,
-                 deadline: float, cid: str, timeout_s: float) -> AsyncIterator[dict]:
-    def chunk(delta: dict, finish: str | None = None, **extra) -> dict:
+                 deadline: float, cid: str, timeout_s: float, mode: harness.AnswerMode | None = None) -> AsyncIterator[dict]:
+    mode = mode or harness.AnswerMode()
+
+    def chunk(delta: dict, finish: str | None = None, logprobs: dict | None = None, **extra) -> dict:
+        choice = {"index": 0, "delta": delta, "finish_reason": finish}
+        if logprobs is not None:
+            choice["logprobs"] = logprobs
         body = {"id": rid, "object": "chat.completion.chunk", "created": created, "model": chat_req.model,
-                "choices": [{"index": 0, "delta": delta, "finish_reason": finish}], **extra}
+                "choices": [choice], **extra}
         return {"data": json.dumps(body, ensure_ascii=False)}
 
     progress = Progress()
@@ -67,12 +71,16 @@ async def chunks(rid: str, created: int, chat_req: ChatRequest, prompt: str, fut
         except Exception:
             log.exception("chat turn failed")
             raise oe.internal() from None
-        for line in reply.splitlines(keepends=True):
-            yield chunk({"content": line})
-        yield chunk({}, "stop", kever={"conversation_id": cid, "label": j.label if j else None})
+        text, finish = harness.content(mode, reply, j)
+        if mode.bare:
+            yield chunk({"content": text}, logprobs=harness.logprobs(mode, j))
+        else:
+            for line in text.splitlines(keepends=True):
+                yield chunk({"content": line})
+        yield chunk({}, finish, kever=harness.kever_field(cid, j))
         if chat_req.stream_options and chat_req.stream_options.include_usage:
             body = {"id": rid, "object": "chat.completion.chunk", "created": created, "model": chat_req.model,
-                    "choices": [], "usage": usage(prompt, reply)}
+                    "choices": [], "usage": harness.usage(prompt, text)}
             yield {"data": json.dumps(body)}
     except oe.APIError as e:
         yield {"data": json.dumps(e.body())}

@@ -143,3 +143,15 @@ def test_check_path_says_the_same_as_load_image(error_cases):
         with pytest.raises(InputError) as late:
             load_image(path)
         assert str(early.value) == str(late.value)
+
+
+def test_tiny_or_thin_images_carry_a_note_that_reaches_the_judgment():
+    """issue 16, defect 6: a 1x1 or 4000x2 image is judged, with a warning of how little it can show."""
+    from kever.agent.fake_reasoner import FakeReasoner
+    from kever.images import size_note
+
+    for size in ((1, 1), (4000, 2), (8, 300)):
+        note = load_image(Image.new("RGB", size)).notes[-1]
+        assert f"{size[0]}x{size[1]} pixels" in note and note == size_note(size)
+        assert note in FakeReasoner().explain(Image.new("RGB", size)).warnings
+    assert size_note((64, 48)) is None and size_note((40, 30)) is None

@@ -191,12 +191,14 @@ def test_conversation_header_and_new_image(server, client, image_factory):
     r3 = client.chat.completions.create(model="kever", messages=[image_msg(b)], extra_headers=cid)  # new image
     assert r3.model_extra["kever"]["scores"] != r1.model_extra["kever"]["scores"]
     assert model_calls(server) == before + 2
-    # the `user` field keys a conversation too; a model id picks the label set
+    # a model id picks the label set; the `user` field names an end user, not a conversation:
+    # requests without a conversation id are stateless (issue 16)
     u = client.chat.completions.create(model="kever-sentiment", messages=[image_msg(a)], user="alice")
     assert set(u.model_extra["kever"]["scores"]) == {"positive", "negative"}
     f = client.chat.completions.create(model="kever-sentiment", messages=[{"role": "user", "content": "why not negative?"}],
                                        user="alice")
-    assert "negative" in f.choices[0].message.content and f.model_extra["kever"]["scores"] == u.model_extra["kever"]["scores"]
+    assert f.model_extra["kever"]["label"] is None and "Send an image" in f.choices[0].message.content
+    assert f.model_extra["kever"]["conversation_id"] != u.model_extra["kever"]["conversation_id"]
 
 
 def test_text_only_first_message_asks_for_an_image(client):

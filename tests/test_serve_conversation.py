@@ -196,7 +196,7 @@ def test_reasoner_graph_runs_inside_a_turn(tmp_path, demo_image):
     c = sqlite3.connect(str(tmp_path / "c.sqlite"))
     tables = {t for (t,) in c.execute("SELECT name FROM sqlite_master WHERE type='table'")}
     c.close()
-    assert tables == {"conversations", "judgments", "messages"}
+    assert tables == {"conversations", "judgments", "messages", "evicted"}
 
 
 def test_projected_label_sets_are_explained_honestly():

@@ -100,9 +100,10 @@ def test_retention_keeps_at_most_max_conversations(tmp_path, demo_image):
             c.chat.completions.create(model="kever", messages=[image_msg(demo_image)], extra_headers={"X-Conversation-Id": name})
         m = httpx.get(srv.base_url + "/metrics?format=json").json()
         assert m["conversations"] == 2
-        gone = c.chat.completions.create(model="kever", messages=[{"role": "user", "content": "why?"}],
-                                         extra_headers={"X-Conversation-Id": "first"})
-        assert "Send an image" in gone.choices[0].message.content  # the oldest went
+        with pytest.raises(openai.ConflictError) as gone:  # the oldest went, and its client is told so
+            c.chat.completions.create(model="kever", messages=[{"role": "user", "content": "why?"}],
+                                      extra_headers={"X-Conversation-Id": "first"})
+        assert gone.value.body["code"] == "conversation_evicted" and "at most 2 conversations" in gone.value.body["message"]
         kept = c.chat.completions.create(model="kever", messages=[{"role": "user", "content": "why?"}],
                                          extra_headers={"X-Conversation-Id": "third"})
         assert "What points to" in kept.choices[0].message.content
