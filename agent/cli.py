@@ -23,11 +23,23 @@ def _print_judgment(console, j) -> None:
 
     top = sorted(j.scores.items(), key=lambda kv: -kv[1])
     head = f"[bold]{j.label}[/bold]  confidence {j.confidence:.2f}   valence {j.valence:+.2f}   arousal {j.arousal:.2f}"
+    if j.stable is False:
+        head += "   [yellow]uncertain[/yellow]"
     console.print(Panel(head, title=f"kever · {j.image}", subtitle=f"preset {j.models.get('preset')} · {j.label_set}"))
-    t = Table(show_header=False, box=None, padding=(0, 1))
+    t = Table(show_header=bool(j.base_rates), box=None, padding=(0, 1))
+    if j.base_rates:
+        t.add_column("label")
+        t.add_column("here", justify="right")
+        t.add_column("in general", justify="right")
+        t.add_column("×", justify="right")
+        t.add_column("")
     for label, p in top:
         bar = "█" * int(round(p * 40))
-        t.add_row(label, f"{p:.3f}", f"[cyan]{bar}[/cyan]")
+        if j.base_rates:
+            mark = " ◀" if label == j.label else ""
+            t.add_row(label, f"{p:.3f}", f"{j.base_rates.get(label, 0.0):.3f}", f"{j.lift.get(label, 0.0):.1f}{mark}", f"[cyan]{bar}[/cyan]")
+        else:
+            t.add_row(label, f"{p:.3f}", f"[cyan]{bar}[/cyan]")
     console.print(t)
     if j.rationale:
         kind = {"model": "", "template": " [dim](written explanation)[/dim]"}.get(j.rationale_kind, "")
@@ -43,8 +55,9 @@ def _print_judgment(console, j) -> None:
             text = e.text if len(e.text) <= 150 else e.text[:147] + "..."
             toward = f" → {e.points_to}" if e.points_to else ""
             colour = "green" if e.score > 0 else "red"
-            console.print(f"  [{e.ref}] [{colour}]{e.score:+.2f}[/{colour}]{toward}  {text}  "
-                          f"[dim]{e.stream} · {e.source} · {e.id}[/dim]")
+            where = (f"votes of the labelled photos · rule prior {e.rule or 'none'} · {e.id}" if e.stream == "votes"
+                     else f"{e.stream} · {e.source} · {e.id}")
+            console.print(f"  [{e.ref}] [{colour}]{e.score:+.2f}[/{colour}]{toward}  {text}  [dim]{where}[/dim]")
     for w in j.warnings:
         console.print(f"[yellow]note:[/yellow] {w}")
     total = j.timings.get("total")

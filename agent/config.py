@@ -25,9 +25,9 @@ ABLATIONS = ("kb", "clip", "vlm", "deliberate", "agent")
 
 
 class FusionConfig(BaseModel):
-    """Every constant of the decision (agent/fusion.py). ``weights``, ``bias``, ``temperature``,
-    ``prior`` and ``prior_mix`` are what ``benchmarks/tune_fusion.py`` fits; the rest is fixed by
-    design (set before any evaluation, see fusion_configs/untuned.yaml)."""
+    """Every constant of the decision (agent/fusion.py), fixed by design (see the comments of
+    fusion_configs/*.yaml). What is fitted is the learned association table
+    (knowledge/empirical/, knowledge/learn_associations.py), not this config."""
 
     version: str = "default"
     weights: dict[str, float] = Field(default_factory=dict, description="stream -> weight; a stream not named weighs 1")
@@ -37,16 +37,13 @@ class FusionConfig(BaseModel):
     shrinkage: float = Field(1.0, gt=0, description="pseudo-strength a stream's mean of item profiles is shrunk by")
     alignment_scale: float = Field(20.0, gt=0, description="logits per unit of centred text-embedding cosine")
     text_weight_cap: float = Field(0.5, ge=0, le=1, description="text in the image: cap on its stream weight and on each OCR cue's confidence")
-    prior: list[float] | None = Field(None, description="base rates over Mikels 8 (mean vote distribution of the fitting split)")
-    prior_mix: float = Field(0.0, ge=0, lt=1, description="share of the prior mixed into the reported distribution, capped so the label stays")
-    zeroshot_temperature: float = Field(1.0, gt=0, description="the text-zeroshot baseline's temperature (agent/baselines.py)")
     deliberate_margin: float = Field(0.05, ge=0, le=1)
     deliberate_rounds: int = Field(1, ge=0, le=3)
     hits_per_cue: int = Field(5, ge=1, le=50)
     evidence_shown: int = Field(12, ge=1, le=100)
     fitted: dict[str, Any] = Field(default_factory=dict, description="what was fitted, on what, with which held-out figures")
 
-    @field_validator("bias", "prior")
+    @field_validator("bias")
     @classmethod
     def _eight(cls, v):
         if v is not None and len(v) != 8:

@@ -1,8 +1,9 @@
 """The decision: every piece of evidence -> one label distribution and a label, in one pure function.
 
-:func:`decide` is the whole decision of a judgment; the graph's ``reconcile`` node, the
-fitting script (``benchmarks/tune_fusion.py``, through :func:`fuse`) and the tests call it.
-Every constant is a field of the fusion config (:class:`~kever.agent.config.FusionConfig`).
+:func:`decide` is the whole decision of a judgment; the graph's ``reconcile`` node and the
+tests call it, and ``Reasoner.relabel`` reuses its parts (:func:`in_label_set`,
+:func:`set_pushes`). Every constant is a field of the fusion config
+(:class:`~kever.agent.config.FusionConfig`) or of the learned table it reads.
 
 **Evidence items.** A knowledge hit retrieved for a cue (a curated entry, a derived ImageNet
 entry, a lexicon word) is one item of its cue's *stream* (colour, faces, objects, text, vlm_cues,
@@ -27,14 +28,10 @@ descriptions, centred, mixed by cue confidence, times ``alignment_scale``) or on
 item (CLIP). Deliberation and the direct-VLM answer are one-item streams (centred log).
 
 **Fusion.** ``Z(y) = sum_s w_s z_s(y) + b(y)`` with stream weights ``w`` and class biases ``b``
-from the config (the only fitted decision parameters; ``text`` is capped at
-``text_weight_cap``: words in an image inform, never decide). Everything is additive, so each
-item's contribution to the decided label's log-score is exact:
-``c_i = w_s * a_i * phi_i(label) / (shrinkage + sum_s a)``; the evidence a judgment shows,
-and its order, is this quantity. The canonical Mikels-8 distribution ``softmax(Z / T)`` is
-carried to the requested label set by its matrix ``M`` (``labels.py``), the label is its
-arg-max there, and the reported distribution mixes in the base rates (``prior_mix``, the
-only place the prior enters), capped so the label stays the arg-max *in that label set*.
+from the config (``text`` is capped at ``text_weight_cap``: words in an image inform, never
+decide; nothing in the shipped configs is fitted: the fitted numbers are the learned table's).
+Everything is additive, so each item's part of every logit is exact; the evidence a judgment
+shows, and its order, is its part of the decided label's centred logit in the asked set.
 
 **Votes** (``knowledge/empirical.py``): the learned association table reads perception's dense
 outputs; each output's part ``x_j W[j]`` is one item of the ``votes`` stream (exact, no
@@ -320,10 +317,6 @@ def in_label_set(Z: np.ndarray, zn, labels, cfg, head=None) -> tuple[np.ndarray,
     prior = head.prior(labels, cfg) if head is not None else np.full(len(labels.labels), 1.0 / len(labels.labels))
     y = np.argmax(np.log(p + 1e-12) - np.log(prior + 1e-12), axis=-1)
     return logits, p, prior, (int(y) if np.ndim(y) == 0 else y)
-
-
-def prior_vector(cfg) -> np.ndarray | None:
-    return normalise(np.asarray(cfg.prior, dtype=np.float64)) if cfg.prior else None
 
 
 def label_share(labels, Z: np.ndarray, cfg) -> np.ndarray:

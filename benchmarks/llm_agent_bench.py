@@ -11,7 +11,7 @@ without rationales (the consult node is what is measured). Needs the model file
 (kever models pull --preset offline-llm); says so and exits 0 where it or the data is absent.
 Also reports, as an indication only, top-1 agreement with the majority vote with and without
 the agent when the ``agent`` stream is weighted ``--agent-weight`` (the decision and its weights
-are tuned elsewhere: benchmarks/tune_fusion.py). Figures are measured, never asserted; the
+are learned elsewhere: knowledge/learn_associations.py). Figures are measured, never asserted; the
 machine is shared, so the load average is recorded beside them.
 """
 

@@ -15,8 +15,8 @@ from kever.errors import ConfigError, ModelUnavailable
 #: Systems the reasoner implements (``Reasoner.from_preset(..., system=NAME)``).
 REASONER_SYSTEMS = ("full", "perception-only", "knowledge-only", "clip-zeroshot", "vlm-only")
 #: Baselines beside the agent (kever.agent.baselines): the naive zero-shot recipe, EmoLex over
-#: the same words, and the dev prior.
-BASELINE_SYSTEMS = ("text-zeroshot", "lexicon", "prior")
+#: the same words, the dev base rates, and the supervised probe (trained on dev labels).
+BASELINE_SYSTEMS = ("text-zeroshot", "lexicon", "prior", "probe")
 #: Systems the harness implements itself: the majority (split prior) baseline and the test double.
 HARNESS_SYSTEMS = ("majority", "fake")
 SYSTEMS = REASONER_SYSTEMS + BASELINE_SYSTEMS + HARNESS_SYSTEMS

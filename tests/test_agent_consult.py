@@ -8,7 +8,7 @@ import json
 
 import pytest
 
-from kever.agent.config import AgentConfig, load_preset, load_system
+from kever.agent.config import AgentConfig, load_fusion, load_preset, load_system
 from kever.agent.consult import ToolAgent
 from kever.agent.models import FakeTextLM, FakeVLM
 from kever.agent.nodes import Components
@@ -33,7 +33,8 @@ def kb(tmp_path_factory):
 
 def make(kb, lm, *, cfg: AgentConfig | None = None, ablate=(), fusion_update=None) -> Reasoner:
     preset = load_preset("offline")
-    fusion = preset.fusion.model_copy(update=fusion_update or {})
+    # the agent's stream at its design weight (the offline decision reads the learned table alone)
+    fusion = load_fusion("vlm").model_copy(update=fusion_update or {})
     agent = ToolAgent(lm, kb, cfg or AgentConfig()) if lm is not None else None
     c = Components(
         preset=preset, system=load_system("full", ablate), fusion=fusion, perceiver=FakePerceiver(),
@@ -93,7 +94,7 @@ def test_agent_stream_reaches_the_decision_when_weighted(kb, demo_image):
     lm = lambda: FakeTextLM([json.dumps({"calls": [{"tool": "kb_search", "query": "funeral"},
                                                    {"tool": "emotions_of", "concept": "mourning"}]}), DONE])
     base = make(kb, None).explain(demo_image, rationale=False)
-    heavy = make(kb, lm(), fusion_update={"weights": {**load_preset("offline").fusion.weights, "agent": 8.0}}).explain(
+    heavy = make(kb, lm(), fusion_update={"weights": {**load_fusion("vlm").weights, "agent": 8.0}}).explain(
         demo_image, rationale=False)
     assert base.label != "sadness" and heavy.label == "sadness"
     assert "agent" not in base.streams and not base.tool_calls

@@ -202,7 +202,14 @@ def test_label_sets_and_relabel(kb, demo_image):
     assert set(e6.scores) == set(kb.taxonomy("emotion6").labels)
     assert abs(sum(e6.scores.values()) - 1) < 1e-6
     rel = r.relabel(j, "emotion6")
-    assert rel.scores == pytest.approx(e6.scores, abs=1e-5)  # the stored canonical is rounded to 1e-6
+    assert rel.scores == pytest.approx(e6.scores, abs=1e-5)  # the stored logits are rounded to 1e-6
+    assert rel.label == e6.label and rel.base_rates == pytest.approx(e6.base_rates, abs=1e-6)
+    # relabel recomputes each item's pushes for the new set (fusion.set_pushes), not the old label's
+    by_id = {e.id: e for e in e6.evidence}
+    for e in rel.evidence:
+        if e.id in by_id:
+            assert e.set_pushes == pytest.approx(by_id[e.id].set_pushes, abs=1e-3)
+            assert e.score == pytest.approx(e.set_pushes[rel.label]) and rel.push(e, rel.label) == e.score
     s = r.relabel(j, "sentiment")
     assert set(s.scores) == set(kb.taxonomy("sentiment").labels)
     custom = r.explain(demo_image, labels="joy,grief,calm", rationale=False)
