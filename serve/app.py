@@ -324,6 +324,10 @@ def create_app(config: ServeConfig, reasoner: Any) -> FastAPI:
                                    shutdown_grace_period=config.graceful_timeout_s)
 
     app.include_router(api)
+    if config.index is not None:  # kever serve --index: search API and gallery (kever.serve.search_routes)
+        from kever.serve.search_routes import search_router
+
+        app.include_router(search_router(config, reasoner, bearer_guard(config.api_key)))
     return app
 
 
