@@ -188,3 +188,20 @@ def test_a_second_writer_is_refused(tmp_path, fake_reasoner):
     # the lock dies with its holder: the next run goes ahead
     rep = build_index(root, index, reasoner_factory=CountingFactory(fake_reasoner))
     assert rep.unchanged == 1
+
+
+def test_cli_index_reports_progress_counts_and_skips(tmp_path):
+    root = make_collection(tmp_path / "photos")
+    cmd = [sys.executable, "-m", "kever", "index", str(root), "--preset", "fake", "--batch-size", "2"]
+    r = subprocess.run(cmd, capture_output=True, text=True, timeout=300)
+    assert r.returncode == 0, r.stderr
+    assert r.stdout.strip() == r.stdout.strip().splitlines()[0]  # one summary line
+    assert "5 photos indexed (6 new, 0 changed, 0 deleted, 0 unchanged, 1 skipped)" in r.stdout
+    progress = [x for x in r.stderr.splitlines() if "judged" in x]
+    assert progress[-1].startswith("kever index: 6/6 judged") and "photos/s" in progress[-1] and "ETA" in progress[-1]
+    assert len(progress) == 3  # one line per batch of two when stderr is not a terminal
+    assert "kever index: skipped broken.jpg: " in r.stderr and "Traceback" not in r.stderr
+    r = subprocess.run(cmd[:5] + ["--json"], capture_output=True, text=True, timeout=300)
+    rep = json.loads(r.stdout)
+    assert (rep["judged"], rep["unchanged"], rep["photos"]) == (0, 5, 5)
+    assert "loading preset" not in r.stderr  # nothing to judge: no models loaded
