@@ -20,7 +20,7 @@ import numpy as np
 from kever import __version__
 from kever.errors import InputError, KeverError
 from kever.search.results import IndexReport, Skipped
-from kever.search.store import LOCK, Manifest, Store, is_index, lock, write_manifest
+from kever.search.store import LOCK, Manifest, Store, is_index, lock, sql_str, write_manifest
 from kever.search.walk import PhotoFile, heif_supported, walk
 
 #: evidence items kept per photo (the reason line reads them)
@@ -153,7 +153,7 @@ def build_index(
         store.delete(gone)
         report.deleted = len(gone)
         for t in touched:
-            store.table.update(where=f"path = '{t['path'].replace(chr(39), chr(39) * 2)}'",
+            store.table.update(where=f"path = {sql_str(t['path'])}",
                                values={"size": t["size"], "mtime_ns": t["mtime_ns"]})
         if todo and reasoner is None:
             reasoner = reasoner_factory(m.preset)

@@ -12,6 +12,7 @@ or free text loads the embedder and the knowledge base; ``like=`` loads the inde
 
 from __future__ import annotations
 
+import threading
 import time
 from pathlib import Path
 
@@ -31,6 +32,7 @@ class Index:
         self._reasoner = reasoner
         self._kb = None
         self._embedder = None
+        self._loading = threading.RLock()  # lazy loads happen once, also under a threaded server
 
     @classmethod
     def open(cls, path: str | Path, reasoner=None) -> "Index":
@@ -55,6 +57,10 @@ class Index:
 
     # -- lazily loaded models ---------------------------------------------------------------
     def reasoner(self):
+        with self._loading:
+            return self._load_reasoner()
+
+    def _load_reasoner(self):
         if self._reasoner is None:
             from kever.agent.reasoner import Reasoner
 
@@ -62,6 +68,10 @@ class Index:
         return self._reasoner
 
     def embedder(self):
+        with self._loading:
+            return self._load_embedder()
+
+    def _load_embedder(self):
         if self._embedder is None:
             r = self._reasoner
             if r is not None and getattr(getattr(r, "c", None), "embedder", None) is not None:
@@ -80,6 +90,10 @@ class Index:
         return self._embedder
 
     def kb(self):
+        with self._loading:
+            return self._load_kb()
+
+    def _load_kb(self):
         if self._kb is None:
             r = self._reasoner
             if r is not None and getattr(getattr(r, "c", None), "kb", None) is not None:
@@ -136,9 +150,9 @@ class Index:
         exclude = None
         dim = self.store.manifest.dim
         if emotion is not None:
-            target = Q.emotion_profile(emotion, self.kb()) if emotion.strip().lower() not in Q.mikels8() \
-                else Q.emotion_profile(emotion, None)
-            desc["emotion"] = emotion.strip().lower()
+            word = emotion.strip().lower()
+            target = Q.emotion_profile(word, None if word in Q.mikels8() else self.kb())  # a Mikels label needs no model
+            desc["emotion"] = word
         if like is not None:
             q_text, q_emo, exclude = self._example(like)
             a, b = Q.LIKE_WEIGHTS

@@ -31,7 +31,7 @@ COLUMNS = ["path", "folder", "sha256", "size", "mtime_ns", "label", "canonical",
            "confidence", "cues", "evidence", "preset"]
 
 
-class IndexError_(InputError):
+class BadIndex(InputError):
     """A missing, foreign or corrupt index."""
 
 
@@ -87,28 +87,28 @@ def resolve(path: Path) -> Path:
 def read_manifest(path: Path) -> Manifest:
     path = Path(path)
     if not path.exists():
-        raise IndexError_(f"no index at {path}", "build one with `kever index DIR --index PATH`")
+        raise BadIndex(f"no index at {path}", "build one with `kever index DIR --index PATH`")
     if not path.is_dir():
-        raise IndexError_(f"{path} is a file, not a kever search index (an index is a folder)")
+        raise BadIndex(f"{path} is a file, not a kever search index (an index is a folder)")
     f = path / MANIFEST
     if not f.is_file():
-        raise IndexError_(f"{path} is not a kever search index (no {MANIFEST})", "build one with `kever index DIR --index PATH`")
+        raise BadIndex(f"{path} is not a kever search index (no {MANIFEST})", "build one with `kever index DIR --index PATH`")
     try:
         data = json.loads(f.read_text())
     except (OSError, UnicodeDecodeError, json.JSONDecodeError) as e:
-        raise IndexError_(f"{f} is corrupt ({type(e).__name__}); the index cannot be read",
+        raise BadIndex(f"{f} is corrupt ({type(e).__name__}); the index cannot be read",
                           "rebuild it with `kever index DIR --index PATH`") from None
     if not isinstance(data, dict) or data.get("format") != FORMAT:
-        raise IndexError_(f"{f} is not a kever search index manifest")
+        raise BadIndex(f"{f} is not a kever search index manifest")
     if data.get("version") != VERSION:
-        raise IndexError_(f"{path} is index format version {data.get('version')}; this kever reads version {VERSION}",
+        raise BadIndex(f"{path} is index format version {data.get('version')}; this kever reads version {VERSION}",
                           "rebuild it with `kever index DIR --index PATH`")
     try:
         known = {k: data[k] for k in Manifest.__dataclass_fields__ if k in data}
         m = Manifest(**known)
         int(m.dim), str(m.root), str(m.preset)
     except (TypeError, ValueError, KeyError) as e:
-        raise IndexError_(f"{f} is corrupt ({e})", "rebuild it with `kever index DIR --index PATH`") from None
+        raise BadIndex(f"{f} is corrupt ({e})", "rebuild it with `kever index DIR --index PATH`") from None
     return m
 
 
@@ -135,7 +135,7 @@ class Store:
             table = lancedb.connect(str(path), read_consistency_interval=timedelta(0)).open_table(TABLE)
             table.count_rows()
         except Exception as e:  # lance raises ValueError/OSError/RuntimeError for a damaged table
-            raise IndexError_(f"{path}: the photo table is missing or corrupt ({type(e).__name__}: {str(e)[:120]})",
+            raise BadIndex(f"{path}: the photo table is missing or corrupt ({type(e).__name__}: {str(e)[:120]})",
                               "rebuild it with `kever index DIR --index PATH`") from None
         return cls(path, m, table)
 
@@ -143,7 +143,7 @@ class Store:
     def create(cls, path: Path, manifest: Manifest) -> "Store":
         path = Path(path)
         if path.exists() and (not path.is_dir() or any(p.name not in (LOCK,) for p in path.iterdir())):
-            raise IndexError_(f"{path} exists and is not a kever search index; nothing was written there",
+            raise BadIndex(f"{path} exists and is not a kever search index; nothing was written there",
                               "pass another --index")
         path.mkdir(parents=True, exist_ok=True)
         lancedb = _lancedb()

@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import asyncio
 import io
-import threading
+import json
 from functools import lru_cache
 from importlib import resources
 from typing import Callable
@@ -25,6 +25,7 @@ from fastapi.responses import HTMLResponse, JSONResponse, Response
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from kever.serve import openai_errors as oe
+from kever.search.query import mikels8
 from kever.serve.config import ServeConfig
 
 MAX_LIMIT = 100
@@ -56,7 +57,6 @@ def search_router(config: ServeConfig, reasoner, guard: Callable) -> APIRouter:
     index = Index.open(config.index)
     if getattr(reasoner, "preset", None) == index.preset and hasattr(reasoner, "c"):
         index = Index(index.store, reasoner)
-    models = threading.Lock()  # lazy model loads (knowledge base, embedder) happen once
     max_text = min(config.limits.max_message_chars, 500)
     router = APIRouter()
     api = APIRouter(dependencies=[Depends(guard)])
@@ -76,10 +76,9 @@ def search_router(config: ServeConfig, reasoner, guard: Callable) -> APIRouter:
             if like is None:
                 raise oe.APIError(404, f"like: '{req.like}' is not a photo in the index", "invalid_request_error",
                                   "photo_not_found", param="like")
-        with models:
-            res = index.search(req.q or None, emotion=req.emotion or None, like=like, valence=req.valence or None,
-                               arousal=req.arousal or None, min_confidence=req.min_confidence,
-                               folder=req.folder or None, limit=req.limit)
+        res = index.search(req.q or None, emotion=req.emotion or None, like=like, valence=req.valence or None,
+                           arousal=req.arousal or None, min_confidence=req.min_confidence,
+                           folder=req.folder or None, limit=req.limit)
         out = res.model_dump(mode="json")
         for h in out["hits"]:
             h.pop("file", None)  # the server's own paths stay on the server
@@ -119,11 +118,7 @@ def search_router(config: ServeConfig, reasoner, guard: Callable) -> APIRouter:
 
     @api.get("/v1/search/photo")
     async def photo(path: str):
-        import json
-
         row = await asyncio.to_thread(stored, path)
-        from kever.search.query import mikels8
-
         return {"path": row["path"], "label": row["label"], "confidence": row["confidence"],
                 "valence": row["valence"], "arousal": row["arousal"],
                 "scores": {m: round(float(x), 4) for m, x in zip(mikels8(), row["canonical"])},
