@@ -214,11 +214,14 @@ def lock(path: Path):
     """The index's write lock (released by the OS if the process dies)."""
     from filelock import FileLock, Timeout
 
-    Path(path).mkdir(parents=True, exist_ok=True)
     lk = FileLock(str(Path(path) / LOCK), timeout=0)
     try:
+        Path(path).mkdir(parents=True, exist_ok=True)
         lk.acquire()
-    except Timeout:
+    except Timeout:  # (a subclass of OSError: first)
         raise KeverError(f"another `kever index` is writing {path}; wait for it to finish "
                          "(nothing was changed)") from None
+    except OSError as e:  # a read-only folder (e.g. a dataset): the index must go elsewhere
+        raise KeverError(f"cannot write an index at {path} ({e.strerror or e})",
+                         "pass --index PATH somewhere writable") from None
     return lk

@@ -167,6 +167,8 @@ def test_refusals_change_nothing(tmp_path, fake_reasoner):
     assert [p.name for p in foreign.iterdir()] == ["keep.txt"]
     with pytest.raises(InputError, match="is a file"):
         build_index(root / "a.jpg", reasoner_factory=f)
+    with pytest.raises(KeverError, match="cannot write an index at .*pass --index PATH somewhere writable"):
+        build_index(root, root / "a.jpg" / "idx", reasoner_factory=f)
 
 
 def test_a_second_writer_is_refused(tmp_path, fake_reasoner):
