@@ -195,7 +195,7 @@ class Index:
                 row["_score"] = _centrality(row, va, ar)
             rows.sort(key=lambda r: (-r["_score"], -r["confidence"]))
             rows = rows[: int(limit)]
-        hits = [self._hit(row, target) for row in rows]
+        hits = [self._hit(row, target, desc.get("emotion")) for row in rows]
         return SearchResult(index=str(self.path), query=desc, total=len(self), hits=hits,
                             seconds=round(time.perf_counter() - t0, 4))
 
@@ -219,8 +219,8 @@ class Index:
             e = np.array([j.canonical.get(m, 0.0) for m in Q.mikels8()])
         return np.asarray(t, dtype=np.float64), np.asarray(e, dtype=np.float64), digest
 
-    def _hit(self, row: dict, target) -> Hit:
-        line, ref = Q.reason(row, target)
+    def _hit(self, row: dict, target, asked: str | None) -> Hit:
+        line, ref = Q.reason(row, target, asked)
         return Hit(path=row["path"], file=str(self.root / row["path"]), score=round(float(row["_score"]), 5),
                    label=row["label"], confidence=round(float(row["confidence"]), 4),
                    valence=round(float(row["valence"]), 4), arousal=round(float(row["arousal"]), 4),

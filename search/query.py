@@ -108,9 +108,11 @@ def where_clause(valence=None, arousal=None, min_confidence=None, folder=None, e
     return " AND ".join(f"({p})" for p in parts) or None
 
 
-def reason(row: dict, target: np.ndarray | None) -> tuple[str, str | None]:
+def reason(row: dict, target: np.ndarray | None, asked: str | None = None) -> tuple[str, str | None]:
     """One line from the stored evidence: the item that pushes most towards what was asked
-    (``target``, a Mikels-8 profile), or the one that moved the decided label most."""
+    (``target``, a Mikels-8 profile, named ``asked``), or the one that moved the decided label
+    most. The arrow names what the item raises: the asked emotion when it raises it, else the
+    label it favours most."""
     m8 = mikels8()
     evidence = json.loads(row.get("evidence") or "[]")
     cues = {c["id"]: c for c in json.loads(row.get("cues") or "[]")}
@@ -124,7 +126,7 @@ def reason(row: dict, target: np.ndarray | None) -> tuple[str, str | None]:
             return e.get("score", 0.0)
     e = max(evidence, key=key)
     cue = next((cues[c] for c in e.get("cue_ids", []) if c in cues), None)
-    towards = e.get("points_to") or row["label"]
+    towards = asked if asked and target is not None and key(e) > 0 else (e.get("points_to") or row["label"])
     text = " ".join(str(e.get("text", "")).split())
     line = f"{cue.get('say') or cue.get('text')} → {towards}: {text}" if cue else f"{towards}: {text}"
     if len(line) > MAX_REASON_CHARS:

@@ -142,6 +142,8 @@ def test_each_hit_has_a_reason_from_its_evidence(index):
         assert cited["ref"] == best["ref"]
         assert h.reason.endswith(f"[{h.evidence_ref}]") and "\n" not in h.reason
         assert " ".join(cited["text"].split())[:20] in h.reason
+        if best["pushes"].get("sadness", 0.0) > 0:
+            assert "→ sadness: " in h.reason  # the arrow names what the item raises
 
 
 def test_ranges_and_limits_are_checked(index):
