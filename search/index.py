@@ -138,6 +138,8 @@ class Index:
         text = text.strip() if isinstance(text, str) else None
         if text is not None and len(text) > Q.MAX_QUERY_CHARS:
             raise InputError(f"query is {len(text)} characters; at most {Q.MAX_QUERY_CHARS}")
+        if text and like is not None:
+            raise InputError("give a query text or --like, not both", "an example photo already says what to look for")
         if not 1 <= int(limit) <= MAX_LIMIT:
             raise InputError(f"limit {limit} must be between 1 and {MAX_LIMIT}")
         if min_confidence is not None and not 0 <= float(min_confidence) <= 1:

@@ -207,3 +207,15 @@ def test_cli_index_reports_progress_counts_and_skips(tmp_path):
     rep = json.loads(r.stdout)
     assert (rep["judged"], rep["unchanged"], rep["photos"]) == (0, 5, 5)
     assert "loading preset" not in r.stderr  # nothing to judge: no models loaded
+
+
+def test_heic_is_indexed_where_pillow_heif_reads_it(tmp_path, fake_reasoner):
+    pillow_heif = pytest.importorskip("pillow_heif", reason="pillow-heif (kever[search]) is not installed")
+    pillow_heif.register_heif_opener()
+    root = tmp_path / "phone"
+    root.mkdir()
+    Image.new("RGB", (64, 48), (200, 40, 40)).save(root / "IMG_0001.HEIC")
+    photo(root / "b.jpg", 2)
+    rep = build_index(root, reasoner_factory=CountingFactory(fake_reasoner), preset="fake")
+    assert (rep.judged, rep.skipped) == (2, [])
+    assert Store.open(root / ".kever-index").get("path = 'IMG_0001.HEIC'")[0]["label"] in MIKELS8

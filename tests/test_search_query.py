@@ -158,6 +158,8 @@ def test_ranges_and_limits_are_checked(index):
         index.search("x" * 501)
     with pytest.raises(InputError, match="nothing to search for"):
         index.search()
+    with pytest.raises(InputError, match="not both"):
+        index.search("calm sea", like=__file__)
 
 
 def kever(*args, cwd=None) -> subprocess.CompletedProcess:
