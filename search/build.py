@@ -62,6 +62,20 @@ def judgment_row(pf: PhotoFile, digest: str, j, vec: np.ndarray, text: str) -> d
     }
 
 
+def _batches(todo, reasoner, preset: str, batch_size: int, engine: str, concurrency: int):
+    """(batch of (PhotoFile, sha256), its judgments or errors), one committed batch at a time."""
+    if engine == "ray":
+        from kever.search.ray_judge import judge_ray
+
+        by_path = {str(pf.path): (pf, d) for pf, d in todo}
+        for pairs in judge_ray(list(by_path), preset, batch_size, concurrency):
+            yield [by_path[p] for p, _ in pairs], [j for _, j in pairs]
+        return
+    for start in range(0, len(todo), batch_size):
+        batch = todo[start:start + batch_size]
+        yield batch, reasoner.explain_many([pf.path for pf, _ in batch], rationale=False, batch_size=8)
+
+
 def _check_target(index: Path) -> None:
     if index.exists() and not is_index(index):
         if not index.is_dir() or any(p.name != LOCK for p in index.iterdir()):
@@ -78,12 +92,17 @@ def build_index(
     batch_size: int = 16,
     progress: Callable[[int, int], None] | None = None,
     on_start: Callable[[int], None] | None = None,
+    engine: str = "local",
+    concurrency: int = 2,
 ) -> IndexReport:
     """Index ``root`` into ``index`` (default ``root/.kever-index``).
 
     ``reasoner_factory(preset)`` builds the reasoner (called at most once, and only when a
     photo needs judging or the index is new); ``progress(done, total)`` after each batch;
-    ``on_start(total)`` once the photos to judge are known."""
+    ``on_start(total)`` once the photos to judge are known. ``engine="ray"`` judges on Ray
+    actors (:mod:`kever.search.ray_judge`, ``concurrency`` of them); the rest is the same."""
+    if engine not in ("local", "ray"):
+        raise InputError(f"unknown engine '{engine}'", "use local or ray")
     t0 = time.perf_counter()
     root = Path(root)
     if not root.exists():
@@ -166,9 +185,7 @@ def build_index(
                 raise InputError(f"{index} was built with embedder {m.embedder}; preset '{m.preset}' now loads "
                                  f"{emb.model_id}", "rebuild the index into a new --index")
             done = 0
-            for start in range(0, len(todo), batch_size):
-                batch = todo[start:start + batch_size]
-                judged = reasoner.explain_many([pf.path for pf, _ in batch], rationale=False, batch_size=8)
+            for batch, judged in _batches(todo, reasoner, m.preset, batch_size, engine, concurrency):
                 ok = [(pf, d, j) for (pf, d), j in zip(batch, judged) if not isinstance(j, KeverError)]
                 for (pf, _), j in zip(batch, judged):
                     if isinstance(j, KeverError):

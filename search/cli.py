@@ -62,15 +62,20 @@ class _Progress:
 @click.option("--preset", default=None, help="Model preset for a new index (default offline); an existing index keeps its own.")
 @click.option("--batch-size", default=16, show_default=True, type=click.IntRange(1, 512),
               help="Photos judged and committed together (a kill loses at most one batch).")
+@click.option("--engine", type=click.Choice(["local", "ray"]), default="local", show_default=True,
+              help="Judge here, or on Ray actors (RAY_ADDRESS, else a local Ray; the photos must be readable by every worker).")
+@click.option("--concurrency", default=2, show_default=True, type=click.IntRange(1, 1024), help="Ray actors (--engine ray).")
 @click.option("--json", "as_json", is_flag=True, help="Print the run's report as JSON.")
-def index(folder: Path, index_path: Path | None, preset: str | None, batch_size: int, as_json: bool) -> None:
+def index(folder: Path, index_path: Path | None, preset: str | None, batch_size: int, engine: str, concurrency: int,
+          as_json: bool) -> None:
     """Judge every photo under FOLDER (recursively) into a searchable index; again: only what changed."""
     from kever.search.build import build_index
 
     bar = _Progress()
     try:
         report = build_index(folder, index_path, reasoner_factory=_reasoner_factory, preset=preset,
-                             batch_size=batch_size, progress=bar, on_start=bar.start)
+                             batch_size=batch_size, progress=bar, on_start=bar.start, engine=engine,
+                             concurrency=concurrency)
     finally:
         bar.stop()
     for s in report.skipped:
