@@ -2,7 +2,7 @@
 
 kever <- kever/, kever.agent <- agent/, kever.tools <- tools/, kever.prompts <- prompts/,
 kever.knowledge <- knowledge/, kever.evals <- evals/,
-kever.serve <- serve/. Subpackages are found automatically.
+kever.serve <- serve/, kever.search <- search/. Subpackages are found automatically.
 """
 
 from setuptools import find_packages, setup
@@ -15,6 +15,7 @@ ROOTS = {
     "kever.knowledge": "knowledge",
     "kever.evals": "evals",
     "kever.serve": "serve",
+    "kever.search": "search",
 }
 
 packages = []

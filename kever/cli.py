@@ -25,6 +25,8 @@ COMMANDS = {
     "models": ("kever.agent.cli:models", "List presets and models; pull weights."),
     "eval": ("kever.evals.cli:eval_group", "Evaluate over benchmark splits; rescore and compare runs."),
     "serve": ("kever.serve.cli:serve", "Serve an OpenAI-compatible chat API."),
+    "index": ("kever.search.cli:index", "Judge a folder of photos into a searchable index (incremental)."),
+    "search": ("kever.search.cli:search", "Search an index by emotion, text, example photo or valence/arousal."),
 }
 
 

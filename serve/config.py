@@ -32,6 +32,7 @@ class ServeConfig(BaseModel):
     limits: Limits = Field(default_factory=Limits, description="what conversations may keep (text, turns, retention)")
     conversation_headers: tuple[str, ...] = CONVERSATION_HEADERS
     model_name: str = "kever"
+    index: Path | None = Field(None, description="a `kever index` folder to search (GET /gallery, /v1/search)")
 
     @property
     def max_body_bytes(self) -> int:
