@@ -153,8 +153,8 @@ class Decision(BaseModel):
     label_set: list[str]
     set_logits: list[float] = Field(description="the asked set's logits (its scores are their softmax)")
     scores: dict[str, float] = Field(description="p: the distribution over the label set")
-    prior: dict[str, float] = Field(description="the label set's base rates: mean p over the photos the table was fitted on")
-    lift: dict[str, float] = Field(description="p / prior: how much more than photos in general; the label is its arg-max")
+    prior: dict[str, float] = Field(description="the label set's base rates: mean p over the photos the table was fitted on (empty without the table: then the label is the arg-max of p)")
+    lift: dict[str, float] = Field(description="p / prior: how much more than photos in general; the label is its arg-max (empty without the table)")
     label: str
     runner_up: str | None = Field(None, description="the label with the next highest lift")
     items: list[Item] = Field(default_factory=list, description="every evidence item, by contribution (largest first)")
@@ -419,8 +419,8 @@ def decide(
         label_set=names,
         set_logits=[round(float(x), 6) for x in logits],
         scores=labels.as_dict(p),
-        prior={t: round(float(x), 6) for t, x in zip(names, prior)},
-        lift={t: round(float(x), 6) for t, x in zip(names, lift)},
+        prior={t: round(float(x), 6) for t, x in zip(names, prior)} if use_head is not None else {},
+        lift={t: round(float(x), 6) for t, x in zip(names, lift)} if use_head is not None else {},
         label=label,
         runner_up=runner,
         items=items,

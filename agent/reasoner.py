@@ -208,8 +208,8 @@ class Reasoner:
         j = judgment.model_copy(update={
             "label": label, "scores": scores, "label_set": labelset.name, "evidence": evidence,
             "confidence": round(float(scores[label]), 6),
-            "base_rates": {t: round(float(x), 6) for t, x in zip(labelset.labels, prior)},
-            "lift": {t: round(float(a / max(b, 1e-12)), 6) for t, a, b in zip(labelset.labels, p, prior)},
+            "base_rates": {t: round(float(x), 6) for t, x in zip(labelset.labels, prior)} if head is not None else {},
+            "lift": {t: round(float(a / max(b, 1e-12)), 6) for t, a, b in zip(labelset.labels, p, prior)} if head is not None else {},
         })
         if judgment.rationale is not None:
             j.rationale = written(_WithLabels(j, labelset))

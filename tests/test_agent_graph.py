@@ -11,7 +11,7 @@ import json
 import numpy as np
 import pytest
 
-from kever.agent.config import load_preset, load_system
+from kever.agent.config import load_fusion, load_preset, load_system
 from kever.agent.fusion import MIKELS8
 from kever.agent.models import FakeAligner, FakeTextLM, FakeVLM
 from kever.agent.nodes import Components
@@ -42,7 +42,9 @@ def kb(tmp_path_factory):
 
 def make(kb, *, vlm=None, aligner=None, text_lm=None, system="full", ablate=(), fusion_update=None, perceiver=None) -> Reasoner:
     preset = load_preset("offline")
-    fusion = preset.fusion.model_copy(update=fusion_update or {})
+    # every stream at its design weight: these tests drive the graph's machinery with fakes (no
+    # learned table; the offline decision reads the table alone)
+    fusion = load_fusion("vlm").model_copy(update=fusion_update or {})
     c = Components(
         preset=preset, system=load_system(system, ablate), fusion=fusion,
         perceiver=perceiver or FakePerceiver(), kb=kb, embedder=kb.embedder,
