@@ -124,7 +124,10 @@ def stream_of(cue: Cue) -> str:
 def shown_evidence(d: Decision, n: int) -> list[Evidence]:
     """The ``n`` items that moved the decided label most (either way), by contribution: first
     what raised it, then what pulled it down. E-refs follow that order."""
-    moved = sorted((it for it in d.items if abs(it.contribution) > 1e-4), key=lambda it: -abs(it.contribution))[:n]
+    # the table's base (what the labelled photos evoked on average) is not this photo's evidence:
+    # the label is read against the base rates, which it mostly cancels
+    moved = sorted((it for it in d.items if abs(it.contribution) > 1e-4 and it.id != "votes:base"),
+                   key=lambda it: -abs(it.contribution))[:n]
     moved.sort(key=lambda it: -it.contribution)
     return [
         Evidence(id=it.id, ref=f"E{i + 1}", source=it.source, text=it.text, weights=it.weights, score=it.contribution,
