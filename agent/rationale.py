@@ -105,8 +105,8 @@ _DENIAL = re.compile(r"(?:\bnot|n't|\bless|\bnever|\bno|\brather than|\binstead 
 _CONTRAST_BEFORE = re.compile(
     r"(?:\bnot|n't|\bno|\bnever|\bless|\bthan|\bover|\bahead of|\brather than|\binstead of|\bunlike|\bagainst|"
     r"\bversus|\bvs\.?|\bfrom|\bbelow|\bbehind|\bthen|\btoward|\btowards|\btie with|\bsuch as)\s+(?:\w+\s+){0,2}$")
-#: just after it: "fear (20%) scored lower", "fear was weaker"
-_CONTRAST_AFTER = re.compile(r"^\s*(?:\(\d+%\)\s*)?(?:\w+\s+){0,2}(?:lower|less|weaker|behind|below|second|trails?|trailed)\b")
+#: just after it: "fear (20%) scored lower", "fear was weaker", "contentment is likelier (but no more than usual)"
+_CONTRAST_AFTER = re.compile(r"^\s*(?:\(\d+%\)\s*)?(?:\w+\s+){0,2}(?:lower|less|weaker|behind|below|second|trails?|trailed|likelier)\b")
 
 
 def stray_labels(text: str, decided: str, labels, allowed=()) -> str | None:

@@ -114,7 +114,7 @@ def test_demo_image_readable_and_json(demo_image):
     item = json.loads(proc.stdout)
     assert isinstance(item, dict) and item["source"] == str(demo_image)
     assert item["faces"] and item["faces"][0]["dominant"] == "happy"
-    assert set(item["models"]) == {"colour", "faces", "objects", "text"}
+    assert set(item["models"]) == {"colour", "faces", "objects", "objects.efficientnet-lite2", "text"}
 
 
 @pytest.mark.slow
