@@ -233,6 +233,8 @@ class Nodes:
             return {}
         if c.aligner is not None and c.system.use_aligner:
             return self._clip_align(state)
+        if c.fusion.weight("alignment") == 0.0 and c.system.only_streams is None:
+            return {}  # text-embedding alignment verifies nothing and would decide nothing
         if c.embedder is not None and state.cues:
             return self._text_align(state)
         return {}
