@@ -47,6 +47,8 @@ class RationaleAttempt(BaseModel):
     failed: list[str] = Field(default_factory=list, description="the checks it failed (empty: accepted)")
     seconds: float = 0.0
     new_tokens: int | None = None
+    answer: str | None = Field(None, description="a structured answer as the model wrote it (JSON), which kever rendered as `text`")
+    dropped: list[str] = Field(default_factory=list, description="points of a structured answer left out, each with the check it failed")
 
 
 class ToolCall(BaseModel):

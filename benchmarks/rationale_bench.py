@@ -44,26 +44,79 @@ def dev_images(limit: int) -> list[Path]:
     return [root / "flickr_ldl_dev" / "images" / n for n in names[:limit]]
 
 
-def one(preset: str, limit: int, ablate: tuple[str, ...] = ()) -> dict:
+class CallTap:
+    """Records every chat call of a llama.cpp model (kever.agent.models.llamacpp.LlamaCppLM):
+    what it was for (the knowledge agent, the rationale, a follow-up: read from the system
+    prompt), prompt tokens, how many came from the cache, generated tokens, and milliseconds."""
+
+    def __init__(self, lm):
+        self.lm, self.calls = lm, []
+        inner = lm.chat
+
+        def chat(body, _inner=inner):
+            out = _inner(body)
+            system = next((m["content"] for m in body.get("messages", []) if m["role"] == "system"), "")
+            purpose = "agent" if "knowledge base" in system[:120] else "rationale" if "why" in system[:200].lower() else "other"
+            st = lm.last
+            self.calls.append({"purpose": purpose, "prompt_tokens": st.prompt_tokens, "cached_tokens": st.cached_tokens,
+                               "new_prompt_tokens": st.prompt_tokens - st.cached_tokens,
+                               "completion_tokens": st.completion_tokens, "prompt_ms": round(st.prompt_ms, 1),
+                               "completion_ms": round(st.completion_ms, 1), "finish": st.finish_reason})
+            return out
+
+        lm.chat = chat
+
+    def take(self) -> list[dict]:
+        out, self.calls = self.calls, []
+        return out
+
+
+def _real_lm(r):
+    lm = r.c.text_lm
+    lm = getattr(lm, "_model", None) or lm  # a lazily loaded one: its model
+    return lm if callable(getattr(lm, "chat", None)) and hasattr(lm, "last") else None
+
+
+def _per_purpose(calls: list[dict]) -> dict:
+    out = {}
+    for c in calls:
+        d = out.setdefault(c["purpose"], {"calls": 0, "prompt_tokens": 0, "new_prompt_tokens": 0, "completion_tokens": 0,
+                                          "prompt_s": 0.0, "completion_s": 0.0})
+        d["calls"] += 1
+        for k in ("prompt_tokens", "new_prompt_tokens", "completion_tokens"):
+            d[k] += c[k]
+        d["prompt_s"] = round(d["prompt_s"] + c["prompt_ms"] / 1000, 3)
+        d["completion_s"] = round(d["completion_s"] + c["completion_ms"] / 1000, 3)
+    return out
+
+
+def one(preset: str, limit: int, ablate: tuple[str, ...] = (), followups: bool = True, free_text: bool = False) -> dict:
     from kever.agent.followup import CHECKS as FOLLOWUP_CHECKS
     from kever.agent.rationale import CHECKS, check_all
     from kever.agent.reasoner import Reasoner
     from kever.errors import KeverError
 
     images = dev_images(limit)
+    if free_text:  # the free-text rationale (prompt v3, checked, one regeneration) even for a model with a grammar
+        import kever.agent.rationale as rationale_module
+
+        rationale_module.fills_structures = lambda lm: False
     t0 = time.perf_counter()
     try:
         r = Reasoner.from_preset(preset, ablate=ablate)
     except KeverError as e:
         return {"preset": preset, "skipped": str(e)}
     cold = time.perf_counter() - t0
+    lm = _real_lm(r)
+    tap = CallTap(lm) if lm is not None else None
     rows, follow = [], []
     for path in images:
         j = r.explain(path, rationale=True)
+        calls = tap.take() if tap else []
         state = _State(j, r.labelset(None))
         final = check_all(j.rationale, state)
         first = j.rationale_attempts[0] if j.rationale_attempts else None
-        if r.writes_followups:  # a chat follow-up about the runner-up, answered by the same model
+        if followups and r.writes_followups:  # a chat follow-up about the runner-up, answered by the same model
             runner = sorted(j.scores, key=lambda k: -j.scores[k])[1]
             t1 = time.perf_counter()
             f = r.followup(j, f"why not {runner}?", runner)
@@ -81,7 +134,12 @@ def one(preset: str, limit: int, ablate: tuple[str, ...] = ()) -> dict:
             "s_rationale": j.timings.get("rationale", 0.0), "s_total": j.timings.get("total", 0.0),
             "tokens": sum(a.new_tokens or 0 for a in j.rationale_attempts),
             "s_generating": sum(a.seconds for a in j.rationale_attempts),
+            "s_consult": j.timings.get("consult", 0.0), "llm": _per_purpose(calls),
+            "notes": [w for w in j.warnings if "rationale" in w],
         })
+        print(f"{path.name}: {j.rationale_kind} {j.timings.get('total', 0):.1f}s "
+              f"(consult {j.timings.get('consult', 0):.1f}s, rationale {j.timings.get('rationale', 0):.1f}s)",
+              file=sys.stderr, flush=True)
     n = len(rows)
     model_rows = [x for x in rows if x["first_failed"] is not None]
 
@@ -107,6 +165,8 @@ def one(preset: str, limit: int, ablate: tuple[str, ...] = ()) -> dict:
         out["model_kept_after_regeneration"] = share(lambda x: x["kind"] == "model", model_rows)
         out["names_something_unseen_first_attempt"] = share(lambda x: "names nothing unseen" in x["first_failed"], model_rows)
         out["tokens_per_s"] = round(toks / secs, 2) if secs else None
+    if tap is not None:
+        out["where_the_time_goes"] = _time_split(rows)
     if follow:
         out["followup"] = {
             "asked": len(follow), "question": "why not <runner-up>?",
@@ -117,6 +177,25 @@ def one(preset: str, limit: int, ablate: tuple[str, ...] = ()) -> dict:
             "ten": follow[:10],
         }
     out["ten"] = [{k: x[k] for k in ("image", "label", "kind", "rationale", "first_text", "first_failed")} for x in rows[:10]]
+    if tap is not None:  # every output, to be read
+        out["all"] = [{k: x[k] for k in ("image", "label", "kind", "rationale", "first_text", "first_failed", "attempts",
+                                          "s_total", "s_consult", "s_rationale", "llm", "notes")} for x in rows]
+    return out
+
+
+def _time_split(rows: list[dict]) -> dict:
+    """Medians per judgment: the whole judgment, the consult node, the rationale node, and for
+    each purpose of the LLM its calls, prompt tokens (all, and not from the cache), generated
+    tokens, and the seconds llama.cpp spent reading the prompt and generating."""
+    def med(xs):
+        return round(float(np.median(xs)), 3) if xs else None
+
+    out = {"median_s_total": med([x["s_total"] for x in rows]), "median_s_consult": med([x["s_consult"] for x in rows]),
+           "median_s_rationale": med([x["s_rationale"] for x in rows])}
+    for purpose in sorted({p for x in rows for p in x["llm"]}):
+        per = [x["llm"].get(purpose, {}) for x in rows]
+        out[purpose] = {k: med([d.get(k, 0) for d in per]) for k in
+                        ("calls", "prompt_tokens", "new_prompt_tokens", "completion_tokens", "prompt_s", "completion_s")}
     return out
 
 
@@ -136,10 +215,13 @@ def main(argv=None) -> int:
     ap.add_argument("--presets", nargs="+", default=["offline", "benchmarks/presets/offline-smollm2.yaml", "offline-llm"])
     ap.add_argument("--out", type=Path, default=Path("benchmarks/results/rationale.json"))
     ap.add_argument("--ablate", nargs="*", default=[], help="parts switched off in every preset (e.g. agent)")
+    ap.add_argument("--no-followups", action="store_true", help="skip the chat follow-up after each judgment")
+    ap.add_argument("--free-text", action="store_true",
+                    help="the model writes free text (rationale prompt v3) even where it could fill the structure (v4)")
     ap.add_argument("--one", help=argparse.SUPPRESS)
     args = ap.parse_args(argv)
     if args.one:
-        print(json.dumps(one(args.one, args.limit, tuple(args.ablate))))
+        print(json.dumps(one(args.one, args.limit, tuple(args.ablate), not args.no_followups, args.free_text)))
         return 0
     if not dev_images(1):
         print("rationale_bench: ../shared/data is absent; nothing to measure")
@@ -147,16 +229,19 @@ def main(argv=None) -> int:
     results = []
     for preset in args.presets:
         print(f"rationale_bench: {preset} on {args.limit} dev photos ...", file=sys.stderr, flush=True)
-        p = subprocess.run([sys.executable, __file__, "--one", preset, "--limit", str(args.limit), "--ablate", *args.ablate],
-                           capture_output=True, text=True)
+        p = subprocess.run([sys.executable, __file__, "--one", preset, "--limit", str(args.limit), "--ablate", *args.ablate,
+                            *(["--no-followups"] if args.no_followups else []),
+                            *(["--free-text"] if args.free_text else [])],
+                           stdout=subprocess.PIPE, text=True)
         if p.returncode != 0:
-            results.append({"preset": preset, "skipped": p.stderr.strip().splitlines()[-1] if p.stderr.strip() else f"exit {p.returncode}"})
+            results.append({"preset": preset, "skipped": f"exit {p.returncode} (its stderr is above)"})
         else:
             results.append(json.loads(p.stdout.strip().splitlines()[-1]))
-        print(json.dumps({k: v for k, v in results[-1].items() if k != "ten"}, indent=1), file=sys.stderr)
+        print(json.dumps({k: v for k, v in results[-1].items() if k not in ("ten", "all")}, indent=1), file=sys.stderr)
     args.out.parent.mkdir(parents=True, exist_ok=True)
     args.out.write_text(json.dumps({"command": " ".join(["benchmarks/rationale_bench.py", *(argv or sys.argv[1:])]),
-                                    "limit": args.limit, "ablate": args.ablate, "results": results}, indent=2))
+                                    "limit": args.limit, "ablate": args.ablate, "free_text": args.free_text,
+                                    "results": results}, indent=2))
     print(f"wrote {args.out}")
     return 0
 
