@@ -143,10 +143,18 @@ def load_preset(name_or_path: str) -> Preset:
     data["fusion"] = load_fusion(data.get("fusion"), base_dir=FUSION_DIR)
     data["source"] = str(path)
     try:
-        return Preset(**data)
+        preset = Preset(**data)
     except ValidationError as e:
         err = e.errors()[0]
         raise ConfigError(f"{path}: {'.'.join(map(str, err['loc']))}: {err['msg']}") from None
+    from kever.agent.models.spec import ModelSpec
+
+    for role in ("vlm", "aligner", "text_lm"):  # a typo in a model entry: one line now, not a crash later
+        if isinstance(getattr(preset, role), dict):
+            ModelSpec.from_config(getattr(preset, role), where=f"{path}: {role}")
+    if preset.agent is not None and isinstance(preset.agent.model, dict):
+        ModelSpec.from_config(preset.agent.model, where=f"{path}: agent.model")
+    return preset
 
 
 class SystemConfig(BaseModel):
