@@ -17,7 +17,7 @@ import numpy as np
 
 from kever.agent.assemble import load_components, resolve_preset
 from kever.agent.config import load_system
-from kever.agent.fusion import MIKELS8, confidence, in_label_set
+from kever.agent.fusion import MIKELS8, confidence, in_label_set, label_share
 from kever.agent.graph import build_graph
 from kever.agent.judgment import Judgment
 from kever.agent.labels import LabelSet, resolve_labels
@@ -187,9 +187,14 @@ class Reasoner:
         _, reported, y = in_label_set(canonical, self.c.fusion, labelset.matrix)
         scores = labelset.as_dict(reported)
         label = labelset.labels[y]
+        # each item's contribution to the new label's log-score (what Judgment.push answers for
+        # the decided label), as decide() computes it: the label's share of each Mikels logit
+        pi = label_share(labelset.matrix, canonical, y)
+        evidence = [e.model_copy(update={"score": round(float(sum(p * e.pushes.get(m, 0.0) for p, m in zip(pi, MIKELS8))), 5)})
+                    for e in judgment.evidence]
         j = judgment.model_copy(update={
             "label": label, "scores": scores, "label_set": labelset.name,
-            "confidence": confidence(np.array(list(scores.values()))),
+            "confidence": confidence(np.array(list(scores.values()))), "evidence": evidence,
         })
         if judgment.rationale is not None:
             j.rationale = written(_WithLabels(j, labelset))

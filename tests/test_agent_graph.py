@@ -258,6 +258,14 @@ def test_label_sets_and_relabel(kb, demo_image):
     assert abs(sum(e6.scores.values()) - 1) < 1e-6
     rel = r.relabel(j, "emotion6")
     assert rel.scores == pytest.approx(e6.scores, abs=1e-5)  # the stored canonical is rounded to 1e-6
+    # each item's contribution is recomputed for the new label (Judgment.push answers for it)
+    by_id = {e.id: e for e in e6.evidence}
+    common = [e for e in rel.evidence if e.id in by_id]
+    assert rel.label == e6.label and len(common) >= 3
+    assert [rel.push(e, rel.label) for e in common] == pytest.approx([by_id[e.id].score for e in common], abs=2e-4)
+    assert any(abs(a.score - b.score) > 1e-3 for a, b in zip(j.evidence, rel.evidence)), "emotion6 moved no contribution"
+    back = r.relabel(rel, "mikels8")
+    assert [e.score for e in back.evidence] == pytest.approx([e.score for e in j.evidence], abs=2e-4)
     s = r.relabel(j, "sentiment")
     assert set(s.scores) == set(kb.taxonomy("sentiment").labels)
     custom = r.explain(demo_image, labels="joy,grief,calm", rationale=False)
