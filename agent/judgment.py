@@ -1,6 +1,6 @@
 """The result of ``kever explain``: a pydantic model with a stable JSON form.
 
-Field names are the interface contract in docs (design.md): ``label``, ``scores``,
+Field names are the interface contract (README, "How it decides"): ``label``, ``scores``,
 ``confidence``, ``valence``, ``arousal``, ``cues``, ``evidence``, ``rationale``, ``models``,
 ``timings``. Everything else is additional.
 """
