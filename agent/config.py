@@ -15,12 +15,16 @@ from typing import Any, Literal
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
+from kever.agent.fusion import KNOWLEDGE_STREAMS
 from kever.errors import ConfigError
 
 PRESETS_DIR = Path(__file__).parent / "presets"
 FUSION_DIR = Path(__file__).parent / "fusion_configs"
-STREAMS = ("colour", "faces", "objects", "text", "vlm_cues", "agent", "alignment", "deliberation", "direct_vlm")
+#: every stream a fusion config may weigh: the knowledge streams (agent/fusion.py) and the
+#: streams that come whole from their nodes
+STREAMS = KNOWLEDGE_STREAMS + ("alignment", "deliberation", "direct_vlm")
 SYSTEMS_FILE = Path(__file__).parent / "systems.yaml"
+#: the parts ``--ablate`` can switch off (kever explain, kever eval, the benchmarks)
 ABLATIONS = ("kb", "clip", "vlm", "deliberate", "agent")
 
 
@@ -190,10 +194,6 @@ class SystemConfig(BaseModel):
             upd["use_agent"] = False
         name = self.name + "".join(f"-no-{p}" for p in sorted(parts))
         return self.model_copy(update={**upd, "name": name})
-
-
-def system_names() -> list[str]:
-    return list(yaml.safe_load(SYSTEMS_FILE.read_text(encoding="utf-8")))
 
 
 def load_system(name: str = "full", ablate=()) -> SystemConfig:
