@@ -38,10 +38,10 @@ STRUCTURED_PROMPT, FREE_TEXT_PROMPT = 4, 3
 CITE = re.compile(r"\[([CE]\d+)\]")
 MAX_NEW_TOKENS = 80  # two or three short sentences
 #: the structured answer: points, ids per point, characters per phrase, and its token budget
-MAX_POINTS, MAX_IDS, MAX_PHRASE = 3, 2, 80
-STRUCTURED_MAX_NEW_TOKENS = 96
+MAX_POINTS, MAX_IDS, MAX_PHRASE = 3, 2, 72
+STRUCTURED_MAX_NEW_TOKENS = 112  # above what three capped points take: the answer is never cut
 #: facts shown to a model filling the structure (cues, then evidence), characters of each
-SHOWN_CUES, SHOWN_EVIDENCE, FACT_CHARS = 4, 4, 90
+SHOWN_CUES, SHOWN_EVIDENCE, FACT_CHARS = 3, 3, 72
 MIN_CITATIONS = 2
 #: words of the perception vocabulary too generic to count as naming something unseen
 GENERIC = frozenset("image photo picture scene people person face faces thing light colour color view place background "
@@ -296,9 +296,25 @@ def rationale_schema(ids: list[str]) -> dict:
     }
 
 
+#: words a phrase cut at its length cap must not end on
+_DANGLING = frozenset("a an the and or but of to in on at for with by as is are was were be its their this that both "
+                      "which who while from into than".split())
+
+
 def _phrase(text: str) -> str:
-    text = re.sub(r"\s+", " ", text).strip(" ,;.-")
-    if len(text) > 1 and text[0].isupper() and not text[:2].isupper() and not text.startswith("I "):
+    """The model's phrase, tidied; one that reached the length cap (the grammar stopped it) is
+    cut back to its last comma, else its last whole word, with no dangling word at the end."""
+    text = re.sub(r"\s+", " ", text).strip()
+    if len(text) >= MAX_PHRASE:
+        comma = max(text.rfind(","), text.rfind(";"))
+        text = text[:comma] if comma >= MAX_PHRASE // 2 else text[: text.rfind(" ")] if " " in text else text
+        words = text.split()
+        while words and words[-1].lower().strip(",;") in _DANGLING:
+            words.pop()
+        text = " ".join(words)
+    text = text.strip(" ,;.-")
+    first = text.split(" ", 1)[0]
+    if first[:1].isupper() and (first == "A" or not first.isupper()):  # "A sad face" -> "a sad face"; "TV", "I" stay
         text = text[0].lower() + text[1:]
     return text
 

@@ -56,7 +56,7 @@ class CallTap:
         def chat(body, _inner=inner):
             out = _inner(body)
             system = next((m["content"] for m in body.get("messages", []) if m["role"] == "system"), "")
-            purpose = "agent" if "knowledge base" in system[:120] else "rationale" if "why" in system[:200].lower() else "other"
+            purpose = "agent" if "affective knowledge" in system[:120] else "rationale" if "why" in system[:200].lower() else "other"
             st = lm.last
             self.calls.append({"purpose": purpose, "prompt_tokens": st.prompt_tokens, "cached_tokens": st.cached_tokens,
                                "new_prompt_tokens": st.prompt_tokens - st.cached_tokens,
@@ -90,7 +90,8 @@ def _per_purpose(calls: list[dict]) -> dict:
     return out
 
 
-def one(preset: str, limit: int, ablate: tuple[str, ...] = (), followups: bool = True, free_text: bool = False) -> dict:
+def one(preset: str, limit: int, ablate: tuple[str, ...] = (), followups: bool = True, free_text: bool = False,
+        paired_free_text: int = 0) -> dict:
     from kever.agent.followup import CHECKS as FOLLOWUP_CHECKS
     from kever.agent.rationale import CHECKS, check_all
     from kever.agent.reasoner import Reasoner
@@ -109,13 +110,28 @@ def one(preset: str, limit: int, ablate: tuple[str, ...] = (), followups: bool =
     cold = time.perf_counter() - t0
     lm = _real_lm(r)
     tap = CallTap(lm) if lm is not None else None
-    rows, follow = [], []
+    rows, follow, paired, before = [], [], [], None
     for path in images:
         j = r.explain(path, rationale=True)
         calls = tap.take() if tap else []
-        state = _State(j, r.labelset(None))
-        final = check_all(j.rationale, state)
-        first = j.rationale_attempts[0] if j.rationale_attempts else None
+        if len(rows) < paired_free_text:  # the same photo judged as before: 2 agent rounds, free-text rationale
+            import kever.agent.rationale as rationale_module
+
+            if before is None:
+                before = _before(r)
+            structured, rationale_module.fills_structures = rationale_module.fills_structures, lambda lm: False
+            try:
+                b = before.explain(path, rationale=True)
+            finally:
+                rationale_module.fills_structures = structured
+            paired.append({"image": path.name, "label": b.label, "kind": b.rationale_kind, "rationale": b.rationale,
+                           "attempts": [a.failed for a in b.rationale_attempts], "s_total": b.timings.get("total", 0.0),
+                           "s_consult": b.timings.get("consult", 0.0), "s_rationale": b.timings.get("rationale", 0.0),
+                           "llm": _per_purpose(tap.take() if tap else []),
+                           "now": {"label": j.label, "s_total": j.timings.get("total", 0.0),
+                                   "s_consult": j.timings.get("consult", 0.0), "s_rationale": j.timings.get("rationale", 0.0)}})
+            print(f"  before: {b.rationale_kind} {b.timings.get('total', 0):.1f}s (consult {b.timings.get('consult', 0):.1f}s, "
+                  f"rationale {b.timings.get('rationale', 0):.1f}s)", file=sys.stderr, flush=True)
         if followups and r.writes_followups:  # a chat follow-up about the runner-up, answered by the same model
             runner = sorted(j.scores, key=lambda k: -j.scores[k])[1]
             t1 = time.perf_counter()
@@ -167,6 +183,19 @@ def one(preset: str, limit: int, ablate: tuple[str, ...] = (), followups: bool =
         out["tokens_per_s"] = round(toks / secs, 2) if secs else None
     if tap is not None:
         out["where_the_time_goes"] = _time_split(rows)
+        out["labels_vs_llm_agent_bench"] = _labels_vs_earlier(rows)
+    if paired:
+        med = lambda xs: round(float(np.median(xs)), 3)  # noqa: E731
+        out["paired_before"] = {
+            "photos": len(paired), "what": "each of these photos judged twice in the same process, one after the other: "
+            "now (this preset as it is) and before (the knowledge agent with 2 rounds, the free-text rationale of prompt v3, "
+            "checked, one regeneration): the settings of the last commit before the structured rationale",
+            "kept_before": sum(p["kind"] == "model" for p in paired), "kept_now": sum(x["kind"] == "model" for x in rows[:len(paired)]),
+            "same_label": sum(p["label"] == p["now"]["label"] for p in paired),
+            "median_s_total": {"before": med([p["s_total"] for p in paired]), "now": med([p["now"]["s_total"] for p in paired])},
+            "median_s_consult": {"before": med([p["s_consult"] for p in paired]), "now": med([p["now"]["s_consult"] for p in paired])},
+            "median_s_rationale": {"before": med([p["s_rationale"] for p in paired]), "now": med([p["now"]["s_rationale"] for p in paired])},
+            "rows": paired}
     if follow:
         out["followup"] = {
             "asked": len(follow), "question": "why not <runner-up>?",
@@ -183,6 +212,26 @@ def one(preset: str, limit: int, ablate: tuple[str, ...] = (), followups: bool =
     return out
 
 
+def _labels_vs_earlier(rows: list[dict]) -> dict | None:
+    """This run's labels against benchmarks/results/llm_agent.json (the same photos judged
+    earlier with the agent's settings of then, and without the agent), and against each
+    photo's majority vote there."""
+    path = Path(__file__).parent / "results" / "llm_agent.json"
+    if not path.is_file():
+        return None
+    earlier = json.loads(path.read_text())
+    per = {x["image"]: x for x in earlier.get("per_image", [])}
+    both = [(x, per[x["image"]]) for x in rows if x["image"] in per]
+    if not both:
+        return None
+    return {"photos": len(both), "earlier_agent": earlier.get("agent"),
+            "same_label_as_earlier_agent": sum(x["label"] == e["label_with_agent"] for x, e in both),
+            "same_label_as_no_agent": sum(x["label"] == e["label_fixed"] for x, e in both),
+            "majority_vote_hits": {"now": sum(x["label"] == e["majority"] for x, e in both),
+                                   "earlier_agent": sum(e["label_with_agent"] == e["majority"] for _, e in both),
+                                   "no_agent": sum(e["label_fixed"] == e["majority"] for _, e in both)}}
+
+
 def _time_split(rows: list[dict]) -> dict:
     """Medians per judgment: the whole judgment, the consult node, the rationale node, and for
     each purpose of the LLM its calls, prompt tokens (all, and not from the cache), generated
@@ -197,6 +246,19 @@ def _time_split(rows: list[dict]) -> dict:
         out[purpose] = {k: med([d.get(k, 0) for d in per]) for k in
                         ("calls", "prompt_tokens", "new_prompt_tokens", "completion_tokens", "prompt_s", "completion_s")}
     return out
+
+
+def _before(r):
+    """A Reasoner sharing ``r``'s components and model, with the knowledge agent of before (2 rounds)."""
+    import dataclasses
+
+    from kever.agent.consult import ToolAgent
+    from kever.agent.reasoner import Reasoner
+
+    agent = r.c.agent
+    if agent is not None:
+        agent = ToolAgent(agent.model, r.c.kb, agent.cfg.model_copy(update={"max_rounds": 2}))
+    return Reasoner(dataclasses.replace(r.c, agent=agent, _cache={}))
 
 
 class _State:
@@ -218,10 +280,13 @@ def main(argv=None) -> int:
     ap.add_argument("--no-followups", action="store_true", help="skip the chat follow-up after each judgment")
     ap.add_argument("--free-text", action="store_true",
                     help="the model writes free text (rationale prompt v3) even where it could fill the structure (v4)")
+    ap.add_argument("--paired-free-text", type=int, default=0, metavar="N",
+                    help="on the first N photos also judge each photo as before (agent 2 rounds, free-text rationale)")
     ap.add_argument("--one", help=argparse.SUPPRESS)
     args = ap.parse_args(argv)
     if args.one:
-        print(json.dumps(one(args.one, args.limit, tuple(args.ablate), not args.no_followups, args.free_text)))
+        print(json.dumps(one(args.one, args.limit, tuple(args.ablate), not args.no_followups, args.free_text,
+                             args.paired_free_text)))
         return 0
     if not dev_images(1):
         print("rationale_bench: ../shared/data is absent; nothing to measure")
@@ -231,7 +296,7 @@ def main(argv=None) -> int:
         print(f"rationale_bench: {preset} on {args.limit} dev photos ...", file=sys.stderr, flush=True)
         p = subprocess.run([sys.executable, __file__, "--one", preset, "--limit", str(args.limit), "--ablate", *args.ablate,
                             *(["--no-followups"] if args.no_followups else []),
-                            *(["--free-text"] if args.free_text else [])],
+                            *(["--free-text"] if args.free_text else []), "--paired-free-text", str(args.paired_free_text)],
                            stdout=subprocess.PIPE, text=True)
         if p.returncode != 0:
             results.append({"preset": preset, "skipped": f"exit {p.returncode} (its stderr is above)"})
