@@ -91,7 +91,7 @@ def _per_purpose(calls: list[dict]) -> dict:
 
 
 def one(preset: str, limit: int, ablate: tuple[str, ...] = (), followups: bool = True, free_text: bool = False,
-        paired_free_text: int = 0) -> dict:
+        paired_free_text: int = 0, partial: Path | None = None) -> dict:
     from kever.agent.followup import CHECKS as FOLLOWUP_CHECKS
     from kever.agent.rationale import CHECKS, check_all
     from kever.agent.reasoner import Reasoner
@@ -111,6 +111,63 @@ def one(preset: str, limit: int, ablate: tuple[str, ...] = (), followups: bool =
     lm = _real_lm(r)
     tap = CallTap(lm) if lm is not None else None
     rows, follow, paired, before = [], [], [], None
+
+    def summarise(complete: bool) -> dict:
+        n = len(rows)
+        model_rows = [x for x in rows if x["first_failed"] is not None]
+
+        def share(pred, among):
+            return round(sum(map(pred, among)) / len(among), 3) if among else None
+
+        out = {
+            "complete": complete, "preset": preset, "ablate": list(ablate), "images": n, "models": r.models, "cold_start_s": round(cold, 2),
+            "peak_rss_mb": round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 1),
+            "load_average": os.getloadavg(),
+            "final": {c: share(lambda x, c=c: c not in x["final_failed"], rows) for c in CHECKS},
+            "final_all_checks": share(lambda x: not x["final_failed"], rows),
+            "kinds": {k: sum(x["kind"] == k for x in rows) for k in ("model", "template")},
+            "median_words": float(np.median([x["words"] for x in rows])) if rows else None,
+            "median_s_rationale": round(float(np.median([x["s_rationale"] for x in rows])), 4) if rows else None,
+            "median_s_total": round(float(np.median([x["s_total"] for x in rows])), 3) if rows else None,
+        }
+        if model_rows:
+            toks = sum(x["tokens"] for x in model_rows)
+            secs = sum(x["s_generating"] for x in model_rows)
+            out["model_first_attempt"] = {c: share(lambda x, c=c: c not in x["first_failed"], model_rows) for c in CHECKS}
+            out["model_first_attempt_all_checks"] = share(lambda x: not x["first_failed"], model_rows)
+            out["model_kept_after_regeneration"] = share(lambda x: x["kind"] == "model", model_rows)
+            out["names_something_unseen_first_attempt"] = share(lambda x: "names nothing unseen" in x["first_failed"], model_rows)
+            out["tokens_per_s"] = round(toks / secs, 2) if secs else None
+        if tap is not None:
+            out["where_the_time_goes"] = _time_split(rows)
+            out["labels_vs_llm_agent_bench"] = _labels_vs_earlier(rows)
+        if paired:
+            med = lambda xs: round(float(np.median(xs)), 3)  # noqa: E731
+            out["paired_before"] = {
+                "photos": len(paired), "what": "each of these photos judged twice in the same process, one after the other: "
+                "now (this preset as it is) and before (the knowledge agent with 2 rounds, the free-text rationale of prompt v3, "
+                "checked, one regeneration): the settings of the last commit before the structured rationale",
+                "kept_before": sum(p["kind"] == "model" for p in paired), "kept_now": sum(x["kind"] == "model" for x in rows[:len(paired)]),
+                "same_label": sum(p["label"] == p["now"]["label"] for p in paired),
+                "median_s_total": {"before": med([p["s_total"] for p in paired]), "now": med([p["now"]["s_total"] for p in paired])},
+                "median_s_consult": {"before": med([p["s_consult"] for p in paired]), "now": med([p["now"]["s_consult"] for p in paired])},
+                "median_s_rationale": {"before": med([p["s_rationale"] for p in paired]), "now": med([p["now"]["s_rationale"] for p in paired])},
+                "rows": paired}
+        if follow:
+            out["followup"] = {
+                "asked": len(follow), "question": "why not <runner-up>?",
+                "first_attempt_all_checks": share(lambda x: not x["first_failed"], follow),
+                "kept_after_regeneration": share(lambda x: x["answer"] is not None, follow),
+                "first_failed_counts": {c: sum(c in (x["first_failed"] or []) for x in follow) for c in FOLLOWUP_CHECKS},
+                "median_s": round(float(np.median([x["s"] for x in follow])), 2),
+                "ten": follow[:10],
+            }
+        out["ten"] = [{k: x[k] for k in ("image", "label", "kind", "rationale", "first_text", "first_failed")} for x in rows[:10]]
+        if tap is not None:  # every output, to be read
+            out["all"] = [{k: x[k] for k in ("image", "label", "kind", "rationale", "first_text", "first_failed", "attempts",
+                                              "s_total", "s_consult", "s_rationale", "llm", "notes")} for x in rows]
+        return out
+
     for path in images:
         j = r.explain(path, rationale=True)
         calls = tap.take() if tap else []
@@ -132,6 +189,9 @@ def one(preset: str, limit: int, ablate: tuple[str, ...] = (), followups: bool =
                                    "s_consult": j.timings.get("consult", 0.0), "s_rationale": j.timings.get("rationale", 0.0)}})
             print(f"  before: {b.rationale_kind} {b.timings.get('total', 0):.1f}s (consult {b.timings.get('consult', 0):.1f}s, "
                   f"rationale {b.timings.get('rationale', 0):.1f}s)", file=sys.stderr, flush=True)
+        state = _State(j, r.labelset(None))
+        final = check_all(j.rationale, state)
+        first = j.rationale_attempts[0] if j.rationale_attempts else None
         if followups and r.writes_followups:  # a chat follow-up about the runner-up, answered by the same model
             runner = sorted(j.scores, key=lambda k: -j.scores[k])[1]
             t1 = time.perf_counter()
@@ -156,60 +216,9 @@ def one(preset: str, limit: int, ablate: tuple[str, ...] = (), followups: bool =
         print(f"{path.name}: {j.rationale_kind} {j.timings.get('total', 0):.1f}s "
               f"(consult {j.timings.get('consult', 0):.1f}s, rationale {j.timings.get('rationale', 0):.1f}s)",
               file=sys.stderr, flush=True)
-    n = len(rows)
-    model_rows = [x for x in rows if x["first_failed"] is not None]
-
-    def share(pred, among):
-        return round(sum(map(pred, among)) / len(among), 3) if among else None
-
-    out = {
-        "preset": preset, "ablate": list(ablate), "images": n, "models": r.models, "cold_start_s": round(cold, 2),
-        "peak_rss_mb": round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 1),
-        "load_average": os.getloadavg(),
-        "final": {c: share(lambda x, c=c: c not in x["final_failed"], rows) for c in CHECKS},
-        "final_all_checks": share(lambda x: not x["final_failed"], rows),
-        "kinds": {k: sum(x["kind"] == k for x in rows) for k in ("model", "template")},
-        "median_words": float(np.median([x["words"] for x in rows])) if rows else None,
-        "median_s_rationale": round(float(np.median([x["s_rationale"] for x in rows])), 4) if rows else None,
-        "median_s_total": round(float(np.median([x["s_total"] for x in rows])), 3) if rows else None,
-    }
-    if model_rows:
-        toks = sum(x["tokens"] for x in model_rows)
-        secs = sum(x["s_generating"] for x in model_rows)
-        out["model_first_attempt"] = {c: share(lambda x, c=c: c not in x["first_failed"], model_rows) for c in CHECKS}
-        out["model_first_attempt_all_checks"] = share(lambda x: not x["first_failed"], model_rows)
-        out["model_kept_after_regeneration"] = share(lambda x: x["kind"] == "model", model_rows)
-        out["names_something_unseen_first_attempt"] = share(lambda x: "names nothing unseen" in x["first_failed"], model_rows)
-        out["tokens_per_s"] = round(toks / secs, 2) if secs else None
-    if tap is not None:
-        out["where_the_time_goes"] = _time_split(rows)
-        out["labels_vs_llm_agent_bench"] = _labels_vs_earlier(rows)
-    if paired:
-        med = lambda xs: round(float(np.median(xs)), 3)  # noqa: E731
-        out["paired_before"] = {
-            "photos": len(paired), "what": "each of these photos judged twice in the same process, one after the other: "
-            "now (this preset as it is) and before (the knowledge agent with 2 rounds, the free-text rationale of prompt v3, "
-            "checked, one regeneration): the settings of the last commit before the structured rationale",
-            "kept_before": sum(p["kind"] == "model" for p in paired), "kept_now": sum(x["kind"] == "model" for x in rows[:len(paired)]),
-            "same_label": sum(p["label"] == p["now"]["label"] for p in paired),
-            "median_s_total": {"before": med([p["s_total"] for p in paired]), "now": med([p["now"]["s_total"] for p in paired])},
-            "median_s_consult": {"before": med([p["s_consult"] for p in paired]), "now": med([p["now"]["s_consult"] for p in paired])},
-            "median_s_rationale": {"before": med([p["s_rationale"] for p in paired]), "now": med([p["now"]["s_rationale"] for p in paired])},
-            "rows": paired}
-    if follow:
-        out["followup"] = {
-            "asked": len(follow), "question": "why not <runner-up>?",
-            "first_attempt_all_checks": share(lambda x: not x["first_failed"], follow),
-            "kept_after_regeneration": share(lambda x: x["answer"] is not None, follow),
-            "first_failed_counts": {c: sum(c in (x["first_failed"] or []) for x in follow) for c in FOLLOWUP_CHECKS},
-            "median_s": round(float(np.median([x["s"] for x in follow])), 2),
-            "ten": follow[:10],
-        }
-    out["ten"] = [{k: x[k] for k in ("image", "label", "kind", "rationale", "first_text", "first_failed")} for x in rows[:10]]
-    if tap is not None:  # every output, to be read
-        out["all"] = [{k: x[k] for k in ("image", "label", "kind", "rationale", "first_text", "first_failed", "attempts",
-                                          "s_total", "s_consult", "s_rationale", "llm", "notes")} for x in rows]
-    return out
+        if partial is not None:  # what is measured so far, should the run be stopped
+            partial.write_text(json.dumps(summarise(False), indent=2))
+    return summarise(True)
 
 
 def _labels_vs_earlier(rows: list[dict]) -> dict | None:
@@ -282,11 +291,12 @@ def main(argv=None) -> int:
                     help="the model writes free text (rationale prompt v3) even where it could fill the structure (v4)")
     ap.add_argument("--paired-free-text", type=int, default=0, metavar="N",
                     help="on the first N photos also judge each photo as before (agent 2 rounds, free-text rationale)")
+    ap.add_argument("--partial", type=Path, help=argparse.SUPPRESS)
     ap.add_argument("--one", help=argparse.SUPPRESS)
     args = ap.parse_args(argv)
     if args.one:
         print(json.dumps(one(args.one, args.limit, tuple(args.ablate), not args.no_followups, args.free_text,
-                             args.paired_free_text)))
+                             args.paired_free_text, args.partial)))
         return 0
     if not dev_images(1):
         print("rationale_bench: ../shared/data is absent; nothing to measure")
@@ -296,7 +306,8 @@ def main(argv=None) -> int:
         print(f"rationale_bench: {preset} on {args.limit} dev photos ...", file=sys.stderr, flush=True)
         p = subprocess.run([sys.executable, __file__, "--one", preset, "--limit", str(args.limit), "--ablate", *args.ablate,
                             *(["--no-followups"] if args.no_followups else []),
-                            *(["--free-text"] if args.free_text else []), "--paired-free-text", str(args.paired_free_text)],
+                            *(["--free-text"] if args.free_text else []), "--paired-free-text", str(args.paired_free_text),
+                            "--partial", str(args.out.with_suffix(".partial.json"))],
                            stdout=subprocess.PIPE, text=True)
         if p.returncode != 0:
             results.append({"preset": preset, "skipped": f"exit {p.returncode} (its stderr is above)"})
@@ -307,6 +318,7 @@ def main(argv=None) -> int:
     args.out.write_text(json.dumps({"command": " ".join(["benchmarks/rationale_bench.py", *(argv or sys.argv[1:])]),
                                     "limit": args.limit, "ablate": args.ablate, "free_text": args.free_text,
                                     "results": results}, indent=2))
+    args.out.with_suffix(".partial.json").unlink(missing_ok=True)
     print(f"wrote {args.out}")
     return 0
 
