@@ -28,7 +28,7 @@ from functools import lru_cache
 
 import numpy as np
 
-from kever.agent.explain import cue_contributions, written_explanation
+from kever.agent.explain import WHOLE_STREAMS, cue_contributions, written_explanation
 from kever.agent.fusion import MIKELS8, label_share
 from kever.agent.judgment import RationaleAttempt
 from kever.prompts import load_prompt
@@ -270,13 +270,20 @@ def generate_checked(text_lm, messages: list[dict], check, rewrite: str, max_new
 
 
 # -- the structured rationale ----------------------------------------------------------------
+#: evidence whose text says how kever weighed the cues, not what the photo shows
+METHOD_STREAMS = frozenset({"alignment", *WHOLE_STREAMS})
+
+
 def shown_facts(state) -> list[tuple[str, str]]:
     """(id, text) of the facts that moved the label toward the decision, strongest first: up to
     :data:`SHOWN_CUES` cues, then up to :data:`SHOWN_EVIDENCE` evidence items."""
     total, _ = cue_contributions(state.evidence, _pi(state))
     by_id = {c.id: c for c in state.cues}
     cues = sorted((c for c in total if c in by_id and total[c] > 0), key=lambda c: -total[c])[:SHOWN_CUES]
-    ev = sorted((e for e in state.evidence if e.score > 0 and e.ref), key=lambda e: -e.score)[:SHOWN_EVIDENCE]
+    # knowledge entries only: an alignment or deliberation item's text describes kever's method
+    # ("the cues read against the appraisal patterns ..."), which the model copied as a reason
+    ev = sorted((e for e in state.evidence if e.score > 0 and e.ref and e.stream not in METHOD_STREAMS),
+                key=lambda e: -e.score)[:SHOWN_EVIDENCE]
     out = [(c, f"{by_id[c].family}: {by_id[c].text}") for c in cues] + [(e.ref, e.text) for e in ev]
     return [(i, t if len(t) <= FACT_CHARS else t[: FACT_CHARS - 3].rsplit(" ", 1)[0] + "...") for i, t in out]
 
@@ -301,17 +308,25 @@ _DANGLING = frozenset("a an the and or but of to in on at for with by as is are 
                       "which who while from into than".split())
 
 
+#: a phrase this close to the cap may have been stopped by it mid-word (a longer next token
+#: does not fit): it is cut back to its last comma, else its last whole word
+_NEAR_CAP = MAX_PHRASE - 12
+_SHORT_WORDS = frozenset("i a an as at be by do go he if in is it me my no of on or so to up us we".split())
+
+
 def _phrase(text: str) -> str:
-    """The model's phrase, tidied; one that reached the length cap (the grammar stopped it) is
-    cut back to its last comma, else its last whole word, with no dangling word at the end."""
+    """The model's phrase, tidied: one that reached near the length cap is cut back to its last
+    comma (else its last whole word), and no phrase ends on a dangling word or a fragment
+    ("... and a m")."""
     text = re.sub(r"\s+", " ", text).strip()
-    if len(text) >= MAX_PHRASE:
+    if len(text) >= _NEAR_CAP:
         comma = max(text.rfind(","), text.rfind(";"))
         text = text[:comma] if comma >= MAX_PHRASE // 2 else text[: text.rfind(" ")] if " " in text else text
-        words = text.split()
-        while words and words[-1].lower().strip(",;") in _DANGLING:
-            words.pop()
-        text = " ".join(words)
+    words = text.strip(" ,;.-").split()
+    while words and (words[-1].lower().strip(",;") in _DANGLING
+                     or (len(words[-1].strip(",;")) <= 2 and words[-1].lower().strip(",;") not in _SHORT_WORDS)):
+        words.pop()
+    text = " ".join(words)
     text = text.strip(" ,;.-")
     first = text.split(" ", 1)[0]
     if first[:1].isupper() and (first == "A" or not first.isupper()):  # "A sad face" -> "a sad face"; "TV", "I" stay

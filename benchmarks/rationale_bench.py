@@ -165,7 +165,7 @@ def one(preset: str, limit: int, ablate: tuple[str, ...] = (), followups: bool =
         out["ten"] = [{k: x[k] for k in ("image", "label", "kind", "rationale", "first_text", "first_failed")} for x in rows[:10]]
         if tap is not None:  # every output, to be read
             out["all"] = [{k: x[k] for k in ("image", "label", "kind", "rationale", "first_text", "first_failed", "attempts",
-                                              "s_total", "s_consult", "s_rationale", "llm", "notes")} for x in rows]
+                                              "s_total", "s_consult", "s_rationale", "llm", "notes", "answers")} for x in rows]
         return out
 
     for path in images:
@@ -212,6 +212,7 @@ def one(preset: str, limit: int, ablate: tuple[str, ...] = (), followups: bool =
             "s_generating": sum(a.seconds for a in j.rationale_attempts),
             "s_consult": j.timings.get("consult", 0.0), "llm": _per_purpose(calls),
             "notes": [w for w in j.warnings if "rationale" in w],
+            "answers": [{"answer": a.answer, "dropped": a.dropped} for a in j.rationale_attempts if a.answer is not None],
         })
         print(f"{path.name}: {j.rationale_kind} {j.timings.get('total', 0):.1f}s "
               f"(consult {j.timings.get('consult', 0):.1f}s, rationale {j.timings.get('rationale', 0):.1f}s)",
