@@ -131,6 +131,18 @@ def test_structured_rationale_kever_writes_the_label_and_ids(kb, demo_image):
     assert j.rationale_attempts[0].answer and j.rationale_attempts[0].dropped == []
 
 
+def test_structured_phrases_are_tidied_not_rewritten():
+    from kever.agent.rationale import MAX_PHRASE, _phrase, render
+
+    assert _phrase("A sad face reads as sadness.") == "a sad face reads as sadness"
+    assert _phrase("TV screens glow") == "TV screens glow"
+    assert _phrase("warm colour tones suggest joy and a m") == "warm colour tones suggest joy"  # a fragment at the end
+    cut = "pembroke is a smaller and straight-legged variety of corgi, and Saint"  # stopped near the cap
+    assert len(cut) < MAX_PHRASE and _phrase(cut) == "pembroke is a smaller and straight-legged variety of corgi"
+    assert render("awe", [("a tall peak", ["C1"]), ("vast sky", ["E2", "C3"])]) == \
+        "The image evokes awe: a tall peak [C1]; and vast sky [E2] [C3]."
+
+
 def test_structured_rationale_leaves_out_a_point_that_fails_a_check(kb, demo_image):
     base = make(kb).explain(demo_image, rationale=False)
     (a, _), (b, _), (c, _) = shown_facts(base)[:3]
