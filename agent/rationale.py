@@ -397,9 +397,12 @@ def structured_rationale(state, text_lm, prompt) -> Checked:
         problem = next((results[name] for name in failed), None)
         if problem is None:
             return Checked(text, attempts)
+        # what was left out and why, word for word: told only "fewer than two ids", the model
+        # answered the same again (temperature 0)
+        left_out = f" Left out: {'; '.join(dropped)}." if dropped else ""
         messages = messages + [{"role": "assistant", "content": raw},
-                               {"role": "user", "content": f"Those points {problem}. Reply again with points "
-                                                           "that use only what the facts say, each citing facts not cited before."}]
+                               {"role": "user", "content": f"That answer was not used ({problem}).{left_out} Reply again: each point "
+                                                           "uses only words of the facts it cites, and cites facts no other point cites."}]
     return Checked(None, attempts, problem=problem)
 
 

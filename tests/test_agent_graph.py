@@ -166,6 +166,7 @@ def test_structured_rationale_with_too_few_ids_is_regenerated_then_written(kb, d
     assert "not JSON" in j.rationale_attempts[0].dropped[0]
     assert j.rationale_attempts[1].failed == ["cites >= 2 existing ids"]
     assert any("failed its check twice" in w for w in j.warnings)
+    assert "Left out: not JSON" in lm.calls[1].prompt  # the regeneration is told what was left out, and why
 
 
 def test_rationale_for_another_label_is_regenerated_then_templated(kb, demo_image):
