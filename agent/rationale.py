@@ -38,10 +38,8 @@ STRUCTURED_PROMPT, FREE_TEXT_PROMPT = 4, 3
 CITE = re.compile(r"\[([CE]\d+)\]")
 MAX_NEW_TOKENS = 80  # two or three short sentences
 #: the structured answer: points, ids per point, characters per phrase, and its token budget
-#: the cap on a phrase is well above what the model means to write: at 72 characters, one in
-#: three points was stopped mid-thought ("... and are often associated [C1]")
-MAX_POINTS, MAX_IDS, MAX_PHRASE = 3, 2, 110
-STRUCTURED_MAX_NEW_TOKENS = 150  # above what three capped points take: the answer is never cut
+MAX_POINTS, MAX_IDS, MAX_PHRASE = 3, 2, 72
+STRUCTURED_MAX_NEW_TOKENS = 112  # above what three capped points take: the answer is never cut
 #: facts shown to a model filling the structure (cues, then evidence), characters of each
 SHOWN_CUES, SHOWN_EVIDENCE, FACT_CHARS = 3, 3, 72
 MIN_CITATIONS = 2
@@ -312,7 +310,7 @@ _DANGLING = frozenset("a an the and or but of to in on at for with by as is are 
 
 #: a phrase this close to the cap may have been stopped by it mid-word (a longer next token
 #: does not fit): it is cut back to its last comma, else its last whole word
-_NEAR_CAP = MAX_PHRASE - 8
+_NEAR_CAP = MAX_PHRASE - 12
 _SHORT_WORDS = frozenset("i a an as at be by do go he if in is it me my no of on or so to up us we".split())
 
 
