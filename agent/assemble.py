@@ -44,10 +44,10 @@ class LazyTextLM:
         return self._model.generate(messages, **kw)
 
 
-def _spec(data: dict):
+def _spec(data: dict, where: str = "preset"):
     from kever.agent.models import ModelSpec
 
-    return ModelSpec(**data)
+    return ModelSpec.from_config(data, where)
 
 
 def choose_auto() -> tuple[Preset, str]:

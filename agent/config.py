@@ -15,12 +15,16 @@ from typing import Any, Literal
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
+from kever.agent.fusion import KNOWLEDGE_STREAMS, VOTES
 from kever.errors import ConfigError
 
 PRESETS_DIR = Path(__file__).parent / "presets"
 FUSION_DIR = Path(__file__).parent / "fusion_configs"
-STREAMS = ("colour", "faces", "objects", "text", "vlm_cues", "agent", "alignment", "deliberation", "direct_vlm", "votes")
+#: every stream a fusion config may weigh: the knowledge streams, the streams that come whole
+#: from their nodes, and the learned table's votes (agent/fusion.py)
+STREAMS = KNOWLEDGE_STREAMS + ("alignment", "deliberation", "direct_vlm", VOTES)
 SYSTEMS_FILE = Path(__file__).parent / "systems.yaml"
+#: the parts ``--ablate`` can switch off (kever explain, kever eval, the benchmarks)
 ABLATIONS = ("kb", "clip", "vlm", "deliberate", "agent")
 
 
@@ -140,10 +144,18 @@ def load_preset(name_or_path: str) -> Preset:
     data["fusion"] = load_fusion(data.get("fusion"), base_dir=FUSION_DIR)
     data["source"] = str(path)
     try:
-        return Preset(**data)
+        preset = Preset(**data)
     except ValidationError as e:
         err = e.errors()[0]
         raise ConfigError(f"{path}: {'.'.join(map(str, err['loc']))}: {err['msg']}") from None
+    from kever.agent.models.spec import ModelSpec
+
+    for role in ("vlm", "aligner", "text_lm"):  # a typo in a model entry: one line now, not a crash later
+        if isinstance(getattr(preset, role), dict):
+            ModelSpec.from_config(getattr(preset, role), where=f"{path}: {role}")
+    if preset.agent is not None and isinstance(preset.agent.model, dict):
+        ModelSpec.from_config(preset.agent.model, where=f"{path}: agent.model")
+    return preset
 
 
 class SystemConfig(BaseModel):
@@ -179,10 +191,6 @@ class SystemConfig(BaseModel):
             upd["use_agent"] = False
         name = self.name + "".join(f"-no-{p}" for p in sorted(parts))
         return self.model_copy(update={**upd, "name": name})
-
-
-def system_names() -> list[str]:
-    return list(yaml.safe_load(SYSTEMS_FILE.read_text(encoding="utf-8")))
 
 
 def load_system(name: str = "full", ablate=()) -> SystemConfig:

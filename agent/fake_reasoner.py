@@ -13,14 +13,14 @@ from typing import Callable, Iterable
 
 import numpy as np
 
+from kever.agent.fusion import MIKELS8
 from kever.agent.judgment import Cue, Evidence, Judgment
 from kever.errors import KeverError
 from kever.images import ImageInput, load_image
 
-MIKELS8 = ["amusement", "awe", "contentment", "excitement", "anger", "disgust", "fear", "sadness"]
 #: Named label sets the fake knows (the real ones come from the knowledge base).
 NAMED_SETS = {
-    "mikels8": MIKELS8,
+    "mikels8": list(MIKELS8),
     "emotion6": ["anger", "disgust", "fear", "joy", "sadness", "surprise", "neutral"],
     "sentiment": ["positive", "negative"],
 }
@@ -30,7 +30,7 @@ class FakeReasoner:
     models = {"reasoner": "fake"}
 
     def __init__(self, labels: list[str] | None = None, delay_s: float | None = None):
-        self.labels = labels or MIKELS8
+        self.labels = labels or list(MIKELS8)
         #: seconds each explain() sleeps (to test queues and timeouts); env KEVER_FAKE_DELAY_S
         self.delay_s = float(os.environ.get("KEVER_FAKE_DELAY_S", "0") or 0) if delay_s is None else delay_s
 

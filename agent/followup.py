@@ -36,6 +36,8 @@ def facts(j: Judgment, asked: str, k: int = 6) -> tuple[str, str]:
     """(cue lines, evidence lines) for the model: the items that most separate the decided label
     from ``asked`` (for ``asked == j.label``: the strongest support), each marked with its side."""
     top = j.label
+    # pushes as the judgment states them (Judgment.push); their difference only orders and sides
+    # the items (it is shown as "favours X over Y", never as a push)
     if asked == top:
         key = {e.id: j.push(e, top) for e in j.evidence}
     else:

@@ -1,4 +1,4 @@
-"""The LangGraph reasoning graph (design.md), built once per Reasoner from its components.
+"""The LangGraph reasoning graph (README, "How it decides"), built once per Reasoner from its components.
 
     perceive -> describe_cues -> retrieve -> consult -> align -> reconcile --(close call)--> deliberate
                                                                     |   ^                        |

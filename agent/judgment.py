@@ -1,6 +1,6 @@
 """The result of ``kever explain``: a pydantic model with a stable JSON form.
 
-Field names are the interface contract in docs (design.md): ``label``, ``scores``,
+Field names are the interface contract (README, "How it decides"): ``label``, ``scores``,
 ``confidence``, ``valence``, ``arousal``, ``cues``, ``evidence``, ``rationale``, ``models``,
 ``timings``. Everything else is additional.
 """
@@ -52,6 +52,8 @@ class RationaleAttempt(BaseModel):
     failed: list[str] = Field(default_factory=list, description="the checks it failed (empty: accepted)")
     seconds: float = 0.0
     new_tokens: int | None = None
+    answer: str | None = Field(None, description="a structured answer as the model wrote it (JSON), which kever rendered as `text`")
+    dropped: list[str] = Field(default_factory=list, description="points of a structured answer left out, each with the check it failed")
 
 
 class ToolCall(BaseModel):

@@ -1,5 +1,13 @@
 """The rationale: the written explanation (agent/explain.py), or a language model's, checked.
 
+A model that can answer under a JSON-schema grammar (``generate_json``: llama.cpp, the fakes)
+fills a structure instead of writing free text (:func:`structured_rationale`): up to three
+points, strongest first, each naming ids of the facts shown (an enum: it cannot cite an id
+that is not there) and its own short phrase. kever writes the sentence around them, the label
+included, and keeps a point only if the text with it still passes :func:`check_all`; the
+points left out are recorded with the check they failed. Fewer than two ids left gets one
+regeneration, then the written explanation.
+
 With no text model the rationale is the written explanation, right by construction. With one,
 the model writes from the decision's own contributions (the cues and evidence that moved the
 label, strongest first, each with the label it pushes toward), and its text must pass
@@ -12,6 +20,7 @@ and a warning that says why.
 
 from __future__ import annotations
 
+import json
 import re
 import time
 from dataclasses import dataclass, field
@@ -19,13 +28,20 @@ from functools import lru_cache
 
 import numpy as np
 
-from kever.agent.explain import cue_contributions, written_explanation
+from kever.agent.explain import WHOLE_STREAMS, cue_contributions, written_explanation
 from kever.agent.fusion import MIKELS8
 from kever.agent.judgment import RationaleAttempt
 from kever.prompts import load_prompt
 
+#: prompt versions: a model that fills a JSON structure, one that writes free text
+STRUCTURED_PROMPT, FREE_TEXT_PROMPT = 4, 3
 CITE = re.compile(r"\[([CE]\d+)\]")
 MAX_NEW_TOKENS = 80  # two or three short sentences
+#: the structured answer: points, ids per point, characters per phrase, and its token budget
+MAX_POINTS, MAX_IDS, MAX_PHRASE = 3, 2, 72
+STRUCTURED_MAX_NEW_TOKENS = 112  # above what three capped points take: the answer is never cut
+#: facts shown to a model filling the structure (cues, then evidence), characters of each
+SHOWN_CUES, SHOWN_EVIDENCE, FACT_CHARS = 3, 3, 72
 MIN_CITATIONS = 2
 #: words of the perception vocabulary too generic to count as naming something unseen
 GENERIC = frozenset("image photo picture scene people person face faces thing light colour color view place background "
@@ -247,14 +263,164 @@ def generate_checked(text_lm, messages: list[dict], check, rewrite: str, max_new
     return Checked(None, attempts, problem=problem)
 
 
+# -- the structured rationale ----------------------------------------------------------------
+#: evidence whose text says how kever weighed the cues, not what the photo shows
+METHOD_STREAMS = frozenset({"alignment", *WHOLE_STREAMS})
+
+
+def shown_facts(state) -> list[tuple[str, str]]:
+    """(id, text) of the facts that moved the label toward the decision, strongest first: up to
+    :data:`SHOWN_CUES` cues, then up to :data:`SHOWN_EVIDENCE` evidence items."""
+    total, _ = cue_contributions(state.evidence)
+    by_id = {c.id: c for c in state.cues}
+    cues = sorted((c for c in total if c in by_id and total[c] > 0), key=lambda c: -total[c])[:SHOWN_CUES]
+    # knowledge entries only: an alignment or deliberation item's text describes kever's method
+    # ("the cues read against the appraisal patterns ..."), which the model copied as a reason
+    ev = sorted((e for e in state.evidence if e.score > 0 and e.ref and e.stream not in METHOD_STREAMS),
+                key=lambda e: -e.score)[:SHOWN_EVIDENCE]
+    out = [(c, f"{by_id[c].family}: {by_id[c].text}") for c in cues] + [(e.ref, e.text) for e in ev]
+    return [(i, t if len(t) <= FACT_CHARS else t[: FACT_CHARS - 3].rsplit(" ", 1)[0] + "...") for i, t in out]
+
+
+def rationale_schema(ids: list[str]) -> dict:
+    """The JSON schema the model's answer is held to: the ids are an enum of those shown, the
+    phrase is letters and light punctuation (no digits, brackets or quotes: no ids, no figures)."""
+    return {
+        "type": "object", "additionalProperties": False, "required": ["points"],
+        "properties": {"points": {
+            "type": "array", "minItems": min(2, len(ids)), "maxItems": MAX_POINTS,
+            "items": {"type": "object", "additionalProperties": False, "required": ["ids", "why"], "properties": {
+                "ids": {"type": "array", "minItems": 1, "maxItems": MAX_IDS, "items": {"type": "string", "enum": ids}},
+                "why": {"type": "string", "minLength": 6, "maxLength": MAX_PHRASE, "pattern": "^[A-Za-z][A-Za-z ,;'-]*$"},
+            }},
+        }},
+    }
+
+
+#: words a phrase cut at its length cap must not end on
+_DANGLING = frozenset("a an the and or but of to in on at for with by as is are was were be its their this that both "
+                      "which who while from into than".split())
+
+
+#: a phrase this close to the cap may have been stopped by it mid-word (a longer next token
+#: does not fit): it is cut back to its last comma, else its last whole word
+_NEAR_CAP = MAX_PHRASE - 12
+_SHORT_WORDS = frozenset("i a an as at be by do go he if in is it me my no of on or so to up us we".split())
+
+
+def _phrase(text: str) -> str:
+    """The model's phrase, tidied: one that reached near the length cap is cut back to its last
+    comma (else its last whole word), and no phrase ends on a dangling word or a fragment
+    ("... and a m")."""
+    text = re.sub(r"\s+", " ", text).strip()
+    if len(text) >= _NEAR_CAP:
+        comma = max(text.rfind(","), text.rfind(";"))
+        text = text[:comma] if comma >= MAX_PHRASE // 2 else text[: text.rfind(" ")] if " " in text else text
+    words = text.strip(" ,;.-").split()
+    while words and (words[-1].lower().strip(",;") in _DANGLING
+                     or (len(words[-1].strip(",;")) <= 2 and words[-1].lower().strip(",;") not in _SHORT_WORDS)):
+        words.pop()
+    text = " ".join(words)
+    text = text.strip(" ,;.-")
+    first = text.split(" ", 1)[0]
+    if first[:1].isupper() and (first == "A" or not first.isupper()):  # "A sad face" -> "a sad face"; "TV", "I" stay
+        text = text[0].lower() + text[1:]
+    return text
+
+
+def render(label: str, points: list[tuple[str, list[str]]]) -> str:
+    """kever's sentence around the model's points: "The image evokes <label>: <phrase> [C1] [E2];
+    <phrase> [E1]." """
+    parts = [f"{p} " + " ".join(f"[{i}]" for i in ids) for p, ids in points]
+    if len(parts) > 1:
+        parts[-1] = "and " + parts[-1]
+    return f"The image evokes {label}: " + "; ".join(parts) + "."
+
+
+def assemble(answer: dict, state) -> tuple[str, list[str]]:
+    """The text kever writes from a parsed answer, keeping each point only if the text with it
+    passes the checks that a point can fail (unseen, stray labels, repeats); each id is cited
+    once (a later point loses an id an earlier one cited). Returns the text and what was left
+    out, each with why."""
+    kept: list[tuple[str, list[str]]] = []
+    dropped: list[str] = []
+    cited: set[str] = set()
+    known = {c.id for c in state.cues} | {e.ref for e in state.evidence}
+    for point in (answer.get("points") or [])[:MAX_POINTS]:
+        phrase = _phrase(str(point.get("why", "")))
+        ids = [i for i in dict.fromkeys(point.get("ids") or []) if i in known and i not in cited]
+        if not phrase or not ids:
+            dropped.append(f"{phrase or '(empty)'}: {'no phrase' if not phrase else 'no id not cited already'}")
+            continue
+        text = render(state.label, kept + [(phrase, ids)])
+        results = check_all(text, state)
+        problem = next((results[c] for c in CHECKS[1:] if results[c]), None)  # citations are judged on the whole
+        if problem:
+            dropped.append(f"{phrase}: {problem}")
+            continue
+        kept.append((phrase, ids))
+        cited |= set(ids)
+    return (render(state.label, kept) if kept else ""), dropped
+
+
+def structured_rationale(state, text_lm, prompt) -> Checked:
+    """The model fills :func:`rationale_schema`; kever writes and checks the text (one
+    regeneration when the points kept cite fewer than two ids)."""
+    facts = shown_facts(state)
+    messages = prompt.messages(label=state.label, facts="\n".join(f"[{i}] {t}" for i, t in facts) or "(none)")
+    schema = rationale_schema([i for i, _ in facts] or ["C1"])
+    attempts: list[RationaleAttempt] = []
+    problem = None
+    for _ in range(2):
+        t0 = time.perf_counter()
+        try:
+            raw = text_lm.generate_json(messages, schema, name="rationale", max_new_tokens=STRUCTURED_MAX_NEW_TOKENS)
+        except Exception as e:  # any model failure: the written explanation stands
+            return Checked(None, attempts, error=f"{type(e).__name__}: {e}")
+        try:
+            answer = json.loads(raw)
+            text, dropped = assemble(answer if isinstance(answer, dict) else {}, state)
+        except json.JSONDecodeError:
+            text, dropped = "", [f"not JSON (cut at the token limit?): {raw[:80]!r}"]
+        results = check_all(text, state)
+        failed = [name for name, p in results.items() if p]
+        attempts.append(RationaleAttempt(text=text, failed=failed, seconds=round(time.perf_counter() - t0, 3),
+                                         new_tokens=getattr(getattr(text_lm, "last", None), "completion_tokens", None)
+                                         or getattr(text_lm, "last_new_tokens", None),
+                                         answer=raw, dropped=dropped))
+        problem = next((results[name] for name in failed), None)
+        if problem is None:
+            return Checked(text, attempts)
+        # what was left out and why, word for word: told only "fewer than two ids", the model
+        # answered the same again (temperature 0)
+        left_out = f" Left out: {'; '.join(dropped)}." if dropped else ""
+        messages = messages + [{"role": "assistant", "content": raw},
+                               {"role": "user", "content": f"That answer was not used ({problem}).{left_out} Reply again: each point "
+                                                           "uses only words of the facts it cites, and cites facts no other point cites."}]
+    return Checked(None, attempts, problem=problem)
+
+
+def fills_structures(text_lm) -> bool:
+    """Whether the model answers under a JSON-schema grammar (``generate_json``)."""
+    return callable(getattr(text_lm, "generate_json", None))
+
+
 def write_rationale(state, text_lm) -> Written:
     """The rationale of a decided state: the model's (checked, one regeneration) or the written explanation."""
     if text_lm is None:
         return Written(written(state), "template")
-    prompt = load_prompt("rationale")
+    if fills_structures(text_lm):
+        prompt = load_prompt("rationale", STRUCTURED_PROMPT)
+        got = structured_rationale(state, text_lm, prompt)
+        return _written_from(got, state, prompt)
+    prompt = load_prompt("rationale", FREE_TEXT_PROMPT)
     got = generate_checked(text_lm, prompt.messages(**_fields(state)), lambda t: check_all(t, state),
                            f"Rewrite it: explain why the image evokes {state.label}, using only the facts listed, "
                            "citing at least two ids like [C1] or [E1].")
+    return _written_from(got, state, prompt)
+
+
+def _written_from(got: Checked, state, prompt) -> Written:
     out = Written("", "template", prompt.ref, attempts=got.attempts)
     if got.text is not None:
         out.text, out.kind = got.text, "model"

@@ -17,7 +17,7 @@ import numpy as np
 
 from kever.agent.assemble import load_components, resolve_preset
 from kever.agent.config import load_system
-from kever.agent.fusion import MIKELS8, confidence, in_label_set, set_pushes
+from kever.agent.fusion import MIKELS8, in_label_set, set_pushes
 from kever.agent.graph import build_graph
 from kever.agent.judgment import Judgment
 from kever.agent.labels import LabelSet, resolve_labels

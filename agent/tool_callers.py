@@ -3,7 +3,7 @@
 - :class:`GrammarCaller`: the model writes ``{"calls": [{"tool": ..., <argument>: ...}]}``
   under a JSON-schema grammar with the tool names as constants (a model with
   ``generate_json``: llama.cpp, or the scripted fakes). The local Qwen2.5-Coder does not emit
-  native ``tool_calls`` (docs/offline-models.md), but under the grammar its calls parse.
+  native ``tool_calls`` (README, "The offline-llm preset"), but under the grammar its calls parse.
 - :class:`NativeCaller`: OpenAI-style ``tools`` and ``tool_calls`` (a model with
   ``chat_tools``: an OpenAI-compatible server such as vLLM, SGLang, llama.cpp server, Ollama).
 - :class:`TemplateCaller`: a transformers model whose chat template takes ``tools=``; calls are

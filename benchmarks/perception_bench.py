@@ -31,9 +31,11 @@ import tempfile
 import time
 from pathlib import Path
 
+from kever.agent.fusion import MIKELS8
+
 ROOT = Path(__file__).resolve().parent.parent
 RESULTS = ROOT / "benchmarks" / "results" / "perception.json"
-LABELS = ["amusement", "awe", "contentment", "excitement", "anger", "disgust", "fear", "sadness"]
+LABELS = list(MIKELS8)
 POSITIVE = {"amusement", "awe", "contentment", "excitement"}
 
 COLD_START = r"""

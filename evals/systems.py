@@ -10,6 +10,7 @@ from __future__ import annotations
 import importlib
 from typing import Callable, Iterable, Protocol
 
+from kever.agent.config import ABLATIONS  # the reasoner's own list: one source
 from kever.errors import ConfigError, ModelUnavailable
 
 #: Systems the reasoner implements (``Reasoner.from_preset(..., system=NAME)``).
@@ -20,7 +21,6 @@ BASELINE_SYSTEMS = ("text-zeroshot", "lexicon", "prior", "probe")
 #: Systems the harness implements itself: the majority (split prior) baseline and the test double.
 HARNESS_SYSTEMS = ("majority", "fake")
 SYSTEMS = REASONER_SYSTEMS + BASELINE_SYSTEMS + HARNESS_SYSTEMS
-ABLATIONS = ("kb", "clip", "vlm", "deliberate")
 
 
 class System(Protocol):

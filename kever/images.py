@@ -62,11 +62,6 @@ class LoadedImage:
             self._sha1 = hashlib.sha1(self.image.tobytes()).hexdigest()
         return self._sha1
 
-    def jpeg_bytes(self, quality: int = 90) -> bytes:
-        buf = io.BytesIO()
-        self.image.save(buf, format="JPEG", quality=quality)
-        return buf.getvalue()
-
 
 def _open(data: bytes | Path, source: str) -> Image.Image:
     Image.MAX_IMAGE_PIXELS = None  # we check the size ourselves, with a clear message

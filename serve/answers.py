@@ -35,12 +35,14 @@ def _support(j: Judgment, label: str, k: int = 4) -> list[Evidence]:
     return sorted(ev, key=lambda e: -j.push(e, label))[:k]
 
 
-def _ev_line(j: Judgment, e: Evidence, label: str, push: float | None = None) -> str:
+def _ev_line(j: Judgment, e: Evidence, *labels: str) -> str:
+    """An evidence line with its push on each of ``labels``, as the judgment states it
+    (:meth:`Judgment.push`): the same item shows the same push in every answer."""
     seen = _cues_of(j, e)
     lead = f"Seen: {_and([c.text for c in seen])}. " if seen else ""
     source = f"; {source_name(e.source)}" if e.source else ""
-    push = j.push(e, label) if push is None else push
-    return f"- {lead}{e.text} (push {push:+.2f} on {label}{source})"
+    pushes = ", ".join(f"{j.push(e, label):+.2f} on {label}" for label in labels)
+    return f"- {lead}{e.text} (push {pushes}{source})"
 
 
 def _cue_line(c: Cue) -> str:
@@ -110,12 +112,13 @@ def contrast(j: Judgment, label: str) -> str:
     note = projected(j, label)
     if note:
         return "\n\n".join([out[0], note])
-    gap = {e.id: j.push(e, j.label) - j.push(e, label) for e in j.evidence}
-    for_top = sorted((e for e in j.evidence if gap[e.id] > 0), key=lambda e: -gap[e.id])[:3]
+    # ordered by how far an item separates the two labels; what is shown is its push on each
+    separation = {e.id: j.push(e, j.label) - j.push(e, label) for e in j.evidence}
+    for_top = sorted((e for e in j.evidence if separation[e.id] > 0), key=lambda e: -separation[e.id])[:3]
     for_it = _support(j, label, 3)
     if for_top:
-        out += ["", f"Evidence that favours {j.label} over {label} (its push on {j.label} minus its push on {label}):",
-                *(_ev_line(j, e, j.label, gap[e.id]) for e in for_top)]
+        out += ["", f"Evidence that favours {j.label} over {label} (its push on each):",
+                *(_ev_line(j, e, j.label, label) for e in for_top)]
     if for_it:
         out += ["", f"What did point towards {label}, more weakly:", *(_ev_line(j, e, label) for e in for_it)]
     else:

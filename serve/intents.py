@@ -32,7 +32,11 @@ class Intent(BaseModel):
 
 @lru_cache(maxsize=1)
 def vocab() -> Vocab:
-    return Vocab.model_validate(yaml.safe_load((Path(__file__).parent / "vocab.yaml").read_text(encoding="utf-8")))
+    from kever.agent.fusion import MIKELS8
+
+    v = Vocab.model_validate(yaml.safe_load((Path(__file__).parent / "vocab.yaml").read_text(encoding="utf-8")))
+    v.label_sets["mikels8"]["labels"] = list(MIKELS8)
+    return v
 
 
 def _norm(text: str) -> str:

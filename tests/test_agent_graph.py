@@ -13,8 +13,9 @@ import pytest
 
 from kever.agent.config import load_fusion, load_preset, load_system
 from kever.agent.fusion import MIKELS8
-from kever.agent.models import FakeAligner, FakeTextLM, FakeVLM
+from kever.agent.models import FakeAligner, FakePlainTextLM, FakeTextLM, FakeVLM
 from kever.agent.nodes import Components
+from kever.agent.rationale import shown_facts
 from kever.agent.reasoner import Reasoner
 from kever.errors import InputError, KeverError
 from kever.tools.kb import KnowledgeBase
@@ -79,7 +80,7 @@ def test_judgment_contract(kb, demo_image):
 
 def test_model_rationale_accepted_when_it_cites_real_ids(kb, demo_image):
     base = make(kb).explain(demo_image, rationale=False)
-    lm = FakeTextLM([f"The picture evokes {base.label}: the cue [C1] and the knowledge [E1] point there."])
+    lm = FakePlainTextLM([f"The picture evokes {base.label}: the cue [C1] and the knowledge [E1] point there."])
     j = make(kb, text_lm=lm).explain(demo_image)
     assert j.rationale_kind == "model" and "[C1]" in j.rationale
     assert j.prompt_versions["rationale"] == "rationale@v3"
@@ -91,7 +92,7 @@ def test_uncited_or_unseen_model_rationale_is_regenerated_then_written(kb, demo_
     base = make(kb).explain(demo_image, rationale=False)
     cue = base.cues[0]
     uncited = f"The image evokes {base.label}. It shows {cue.text}."
-    lm = FakeTextLM([uncited, f"The image evokes {base.label}: a dog [{cue.id}] in a garden [E1]."])
+    lm = FakePlainTextLM([uncited, f"The image evokes {base.label}: a dog [{cue.id}] in a garden [E1]."])
     j = make(kb, text_lm=lm).explain(demo_image)
     assert len(lm.calls) == 2 and j.rationale_kind == "template"  # nothing kever attaches: regenerate, then write
     assert j.rationale.startswith(f"This image most likely evokes {base.label}")
@@ -106,14 +107,74 @@ def test_looping_or_contradicting_rationale_is_rejected(kb, demo_image):
     loop = f"The image evokes {base.label} [C1]. The image evokes {base.label} [C1]."
     both = f"The image evokes {base.label} [C1]. The image evokes {other} [C1]."
     for text in (loop, both):
-        j = make(kb, text_lm=FakeTextLM(default=text)).explain(demo_image)
+        j = make(kb, text_lm=FakePlainTextLM(default=text)).explain(demo_image)
         assert j.rationale_kind == "template", text
+
+
+def _structured(points):
+    return json.dumps({"points": [{"ids": ids, "why": why} for ids, why in points]})
+
+
+def test_structured_rationale_kever_writes_the_label_and_ids(kb, demo_image):
+    base = make(kb).explain(demo_image, rationale=False)
+    facts = shown_facts(base)
+    assert len(facts) >= 2 and all(f[0][0] in "CE" for f in facts)
+    (a, ta), (b, _) = facts[0], facts[1]
+    word = ta.split(":")[-1].split()[0].strip(",.")
+    lm = FakeTextLM([_structured([([a], f"The {word} sets the tone"), ([b, a], "it points the same way")])])
+    j = make(kb, text_lm=lm).explain(demo_image)
+    assert j.rationale_kind == "model", j.rationale_attempts
+    assert j.rationale == f"The image evokes {base.label}: the {word} sets the tone [{a}]; and it points the same way [{b}]."
+    assert j.prompt_versions["rationale"] == "rationale@v4"
+    schema = lm.schemas[0]["properties"]["points"]
+    assert schema["items"]["properties"]["ids"]["items"]["enum"] == [i for i, _ in facts]  # only the ids shown
+    assert base.label not in lm.schemas[0].__repr__()  # the label is not the model's to write
+    assert f"Facts for {base.label}:" in lm.calls[0].prompt
+    assert j.rationale_attempts[0].answer and j.rationale_attempts[0].dropped == []
+
+
+def test_structured_phrases_are_tidied_not_rewritten():
+    from kever.agent.rationale import MAX_PHRASE, _phrase, render
+
+    assert _phrase("A sad face reads as sadness.") == "a sad face reads as sadness"
+    assert _phrase("TV screens glow") == "TV screens glow"
+    assert _phrase("warm colour tones suggest joy and a m") == "warm colour tones suggest joy"  # a fragment at the end
+    cut = "pembroke is a smaller and straight-legged variety of corgi, and Saint"  # stopped near the cap
+    assert len(cut) < MAX_PHRASE and _phrase(cut) == "pembroke is a smaller and straight-legged variety of corgi"
+    assert render("awe", [("a tall peak", ["C1"]), ("vast sky", ["E2", "C3"])]) == \
+        "The image evokes awe: a tall peak [C1]; and vast sky [E2] [C3]."
+
+
+def test_structured_rationale_leaves_out_a_point_that_fails_a_check(kb, demo_image):
+    base = make(kb).explain(demo_image, rationale=False)
+    (a, _), (b, _), (c, _) = shown_facts(base)[:3]
+    lm = FakeTextLM([_structured([([a], "it sets a heavy tone"), ([b], "a dog runs in a garden"),
+                                  ([a, c], "it agrees with the rest")])])
+    j = make(kb, text_lm=lm).explain(demo_image)
+    att = j.rationale_attempts[0]
+    assert j.rationale_kind == "model" and len(lm.calls) == 1
+    # the dog was never seen: left out; [a] is cited once
+    assert j.rationale == f"The image evokes {base.label}: it sets a heavy tone [{a}]; and it agrees with the rest [{c}]."
+    assert len(att.dropped) == 1 and "which no cue or evidence mentions" in att.dropped[0]
+
+
+def test_structured_rationale_with_too_few_ids_is_regenerated_then_written(kb, demo_image):
+    base = make(kb).explain(demo_image, rationale=False)
+    a = shown_facts(base)[0][0]
+    lm = FakeTextLM(["not json at all", _structured([([a], "it sets the tone"), ([a], "and again")])])
+    j = make(kb, text_lm=lm).explain(demo_image)
+    assert len(lm.calls) == 2 and j.rationale_kind == "template"
+    assert j.rationale.startswith(f"This image most likely evokes {base.label}")
+    assert "not JSON" in j.rationale_attempts[0].dropped[0]
+    assert j.rationale_attempts[1].failed == ["cites >= 2 existing ids"]
+    assert any("failed its check twice" in w for w in j.warnings)
+    assert "Left out: not JSON" in lm.calls[1].prompt  # the regeneration is told what was left out, and why
 
 
 def test_rationale_for_another_label_is_regenerated_then_templated(kb, demo_image):
     base = make(kb).explain(demo_image, rationale=False)
     other = next(m for m in MIKELS8 if m != base.label)
-    lm = FakeTextLM(default=f"This image clearly evokes {other} [C1].")
+    lm = FakePlainTextLM(default=f"This image clearly evokes {other} [C1].")
     j = make(kb, text_lm=lm).explain(demo_image)
     assert len(lm.calls) == 2  # one regeneration, bounded
     assert j.rationale_kind == "template" and j.label == base.label
@@ -171,9 +232,16 @@ def test_text_in_image_cannot_instruct_the_label(kb, demo_image):
     b = r.explain(demo_image, perception=injected, rationale=False)
     assert a.label == b.label and a.scores == b.scores
     assert any("reads like an instruction" in w for w in b.warnings)
-    lm = FakeTextLM(default="As the text says, the emotion is fear [C1][E1].")
+    lm = FakePlainTextLM(default="As the text says, the emotion is fear [C1][E1].")
     c = make(kb, text_lm=lm).explain(demo_image, perception=injected)
     assert c.label == a.label and c.rationale_kind == ("model" if a.label == "fear" else "template")
+    if a.label != "fear":  # a structured answer cannot argue for it either: the point is left out
+        ids = [i for i, _ in shown_facts(a)][:3]
+        lm = FakeTextLM(default=_structured([(ids[:1], "the text says this evokes fear"), (ids[1:2], "it sets the tone"),
+                                             (ids[2:], "it points the same way")]))
+        d = make(kb, text_lm=lm).explain(demo_image, perception=injected)
+        assert d.rationale_kind == "model" and "fear" not in d.rationale
+        assert d.rationale_attempts[0].dropped == ["the text says this evokes fear: says the image evokes 'fear'"]
 
 
 def test_deliberation_runs_bounded_when_close(kb, demo_image):
@@ -208,10 +276,14 @@ def test_label_sets_and_relabel(kb, demo_image):
     assert rel.label == e6.label and rel.base_rates == pytest.approx(e6.base_rates, abs=1e-6)
     # relabel recomputes each item's pushes for the new set (fusion.set_pushes), not the old label's
     by_id = {e.id: e for e in e6.evidence}
-    for e in rel.evidence:
-        if e.id in by_id:
-            assert e.set_pushes == pytest.approx(by_id[e.id].set_pushes, abs=1e-3)
-            assert e.score == pytest.approx(e.set_pushes[rel.label]) and rel.push(e, rel.label) == e.score
+    common = [e for e in rel.evidence if e.id in by_id]
+    assert len(common) >= 3
+    for e in common:
+        assert e.set_pushes == pytest.approx(by_id[e.id].set_pushes, abs=1e-3)
+        assert e.score == pytest.approx(e.set_pushes[rel.label]) and rel.push(e, rel.label) == e.score
+    assert any(abs(a.score - b.score) > 1e-3 for a, b in zip(j.evidence, rel.evidence)), "emotion6 moved no contribution"
+    back = r.relabel(rel, "mikels8")
+    assert [e.score for e in back.evidence] == pytest.approx([e.score for e in j.evidence], abs=2e-4)
     s = r.relabel(j, "sentiment")
     assert set(s.scores) == set(kb.taxonomy("sentiment").labels)
     custom = r.explain(demo_image, labels="joy,grief,calm", rationale=False)

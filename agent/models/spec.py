@@ -10,11 +10,9 @@ import os
 from pathlib import Path
 from typing import Literal
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 from kever.errors import ConfigError, ModelUnavailable
-
-Backend = Literal["transformers", "transformers-gguf", "llamacpp", "openai", "open_clip", "fake"]
 
 
 class ModelSpec(BaseModel):
@@ -32,11 +30,14 @@ class ModelSpec(BaseModel):
     - ``open_clip``: ``model`` is the open_clip architecture (or ``hf-hub:org/id``),
       ``pretrained`` a tag, ``hf-hub:...``, a local file, or None for random weights.
     - ``fake``: the shipped fakes (``options`` configure them).
+
+    ``backend`` is a name of the backend registry (``loaders.BACKENDS``), which a new backend
+    joins by calling ``register_backend``.
     """
 
     model_config = ConfigDict(extra="forbid", protected_namespaces=())
 
-    backend: Backend
+    backend: str
     model: str | None = None
     pretrained: str | None = None
     gguf_file: str | None = None
@@ -48,6 +49,15 @@ class ModelSpec(BaseModel):
     api_key_env: str | None = None
     timeout_s: float = 120
     options: dict = Field(default_factory=dict)
+
+    @field_validator("backend")
+    @classmethod
+    def _registered(cls, v: str) -> str:
+        from kever.agent.models.loaders import BACKENDS
+
+        if v not in BACKENDS:
+            raise ValueError(f"unknown backend '{v}' (known: {', '.join(BACKENDS)})")
+        return v
 
     @classmethod
     def from_config(cls, data: dict, where: str = "preset") -> "ModelSpec":
