@@ -146,11 +146,14 @@ def test_structured_phrases_are_tidied_not_rewritten():
 
 
 def test_structured_rationale_leaves_out_a_point_that_fails_a_check(kb, demo_image):
-    base = make(kb).explain(demo_image, rationale=False)
+    # knowledge streams over alignment (as the fitted offline weights of old were), so that three
+    # facts are shown
+    knowledge = {"weights": {**load_fusion("vlm").weights, "alignment": 0.13}}
+    base = make(kb, fusion_update=knowledge).explain(demo_image, rationale=False)
     (a, _), (b, _), (c, _) = shown_facts(base)[:3]
     lm = FakeTextLM([_structured([([a], "it sets a heavy tone"), ([b], "a dog runs in a garden"),
                                   ([a, c], "it agrees with the rest")])])
-    j = make(kb, text_lm=lm).explain(demo_image)
+    j = make(kb, text_lm=lm, fusion_update=knowledge).explain(demo_image)
     att = j.rationale_attempts[0]
     assert j.rationale_kind == "model" and len(lm.calls) == 1
     # the dog was never seen: left out; [a] is cited once
