@@ -100,11 +100,6 @@ def profile(weights: dict[str, float], floor: float) -> np.ndarray:
     return centred(np.log(w / w.sum() + floor))
 
 
-def confidence(p: np.ndarray) -> float:
-    """Probability of the decided label."""
-    return float(np.max(p))
-
-
 def margin(p: np.ndarray) -> float:
     top = np.sort(np.asarray(p))[::-1]
     return float(top[0] - top[1]) if top.size > 1 else 1.0

@@ -12,7 +12,7 @@ evidence). A label set is its ordered labels plus
   not neutral), or None.
 
 Named taxonomies take ``M`` from the knowledge base's curated mapping tables
-(``named_projection``, which needs no knowledge index); a user's labels take it from each
+(``named_label_set``, which needs no knowledge index); a user's labels take it from each
 label's emotion profile in the knowledge base (``kb.emotions_of(label, "mikels8")``).
 """
 
@@ -104,12 +104,6 @@ def named_label_set(name: str) -> LabelSet:
     matrix = np.array([[float(table.get(m, {}).get(t, 0.0)) for m in MIKELS8] for t in labels])
     matrix = matrix / np.clip(matrix.sum(axis=0, keepdims=True), 1e-12, None)
     return LabelSet(name, labels, matrix)
-
-
-def named_projection(name: str) -> tuple[list[str], np.ndarray, int | None]:
-    """(labels, projection, neutral index) of a named set: what the association learner reads."""
-    ls = named_label_set(name)
-    return list(ls.labels), ls.projection, ls.neutral
 
 
 def resolve_labels(spec, kb) -> LabelSet:

@@ -35,29 +35,13 @@ FAMILY_STREAM = {
 }
 
 
-def view_delta(associations, perception):
-    """How the learned table's logits change for the photo's second view (None without one)."""
-    from kever.knowledge.empirical import features
-
-    x, xv = features(perception), features(perception, view=True)
-    if x is None or xv is None:
-        return None
-    return associations.logits(xv) - associations.logits(x)
-
-
-def learned_items(associations, perception, cues=()) -> list:
-    """The learned table's parts for this photo (none without the table or the dense outputs),
-    each tied to the cues that show the same output (an object cue its ImageNet class, a face
-    cue its expression and the face count, a colour or lighting cue its statistic)."""
-    if associations is None or perception is None:
-        return []
+def learned_items(associations, x, cues=()) -> list:
+    """The learned table's parts for a photo's features ``x``, each tied to the cues that show
+    the same output (an object cue its ImageNet class, a face cue its expression and the face
+    count, a colour or lighting cue its statistic)."""
     from kever.agent.cues import rules
-    from kever.knowledge.empirical import features
     from kever.tools.perception.objects import imagenet_classes, imagenet_wnids
 
-    x = features(perception)
-    if x is None:
-        return []
     items = associations.items(x, imagenet_classes(), imagenet_wnids())
     field_of = {r["text"]: r["field"] for r in rules()["scalar_rules"]}
     expr_of = {entry: expr for expr, entry in rules()["face_entries"].items()}
@@ -297,11 +281,18 @@ class Nodes:
     def reconcile(self, state: GraphState) -> dict:
         """A thin adapter: the decision is :func:`kever.agent.fusion.decide`."""
         c = self.c
-        votes = learned_items(c.associations, state.perception, state.cues)
+        votes, delta = [], None
+        if c.associations is not None and state.perception is not None:
+            from kever.knowledge.empirical import features
+
+            x, xv = features(state.perception), features(state.perception, view=True)
+            if x is not None:
+                votes = learned_items(c.associations, x, state.cues)
+                # how the table's logits change for the photo's second view (mirrored, 4% crop)
+                delta = c.associations.logits(xv) - c.associations.logits(x) if xv is not None else None
         d = decide(state.cues, state.retrieved, state.alignment, c.fusion, state.labels, stream_of=stream_of,
                    deliberation=state.deliberation, direct_vlm=state.direct_vlm, only_streams=c.system.only_streams,
-                   votes=votes, head=c.associations if votes else None,
-                   view_delta=view_delta(c.associations, state.perception) if votes else None)
+                   votes=votes, head=c.associations if votes else None, view_delta=delta)
         return {
             "decision": d,
             "streams": d.streams,

@@ -43,6 +43,9 @@ from pathlib import Path
 import numpy as np
 import yaml
 
+from kever.agent.config import FusionConfig
+from kever.agent.fusion import set_logits, softmax
+from kever.evals import metrics as M
 from kever.knowledge.empirical import COLUMNS, EXPRESSIONS, IMAGENET_MODELS, N_IMAGENET, Associations, feature_names
 
 HERE = Path(__file__).parent
@@ -50,6 +53,7 @@ FACE_RULE = {e: f"face.{ {'angry': 'angry', 'sad': 'sad'}.get(e, e)}" for e in E
 LAMBDAS = (0.001, 0.003)
 DATASET_SET = {"flickr_ldl": "mikels8", "emotion6": "emotion6", "twitter1": "sentiment"}
 FLOOR = 0.1
+UNIT = FusionConfig(temperature=1.0)  # the table's logits are read at temperature 1
 MAX_ITER = 60
 FIT_LOG: list[int] = []
 
@@ -84,26 +88,17 @@ def rule_prior(wnids: list[str]) -> tuple[np.ndarray, list[str]]:
 
 
 # --------------------------------------------------------------------------- label-set heads
-def heads() -> dict[str, tuple[list[str], np.ndarray, int | None]]:
-    """name -> (labels, A (|L|, 8) row-normalised, neutral index) for the three named sets."""
-    from kever.agent.labels import named_projection
+def heads() -> dict:
+    """name -> LabelSet for the three named sets: the same projection and neutral label the
+    decision reads (``fusion.set_logits``)."""
+    from kever.agent.labels import named_label_set
 
-    return {name: named_projection(name) for name in ("mikels8", "emotion6", "sentiment")}
-
-
-def set_logits_np(Z: np.ndarray, A: np.ndarray, neutral: int | None, c: np.ndarray | None = None) -> np.ndarray:
-    m = Z[:, :8].max(1, keepdims=True)
-    with np.errstate(divide="ignore"):
-        out = np.log(np.exp(Z[:, :8] - m) @ A.T) + m
-    if neutral is not None:
-        out[:, neutral] = Z[:, 8]
-    return out + (0 if c is None else c)
+    return {name: named_label_set(name) for name in ("mikels8", "emotion6", "sentiment")}
 
 
-def softmax(x):
-    x = x - x.max(1, keepdims=True)
-    e = np.exp(x)
-    return e / e.sum(1, keepdims=True)
+def set_probs(Z: np.ndarray, labels, c=None) -> np.ndarray:
+    """p over a label set for rows of the table's 9 logits, exactly as the decision computes it."""
+    return softmax(set_logits(Z[:, :8], Z[:, 8], labels, UNIT, c))
 
 
 # --------------------------------------------------------------------------- the fit
@@ -120,8 +115,8 @@ def fit(data: dict, W0: np.ndarray, lam: float, mean: np.ndarray, scale: np.ndar
     W = torch.zeros((d, 9), dtype=DT, requires_grad=True)
     b = torch.zeros(9, dtype=DT, requires_grad=True)
     g = torch.ones(1, dtype=DT, requires_grad=True)
-    cs = {k: torch.zeros(len(hd[DATASET_SET[k]][0]), dtype=DT, requires_grad=True) for k in data}
-    As = {k: torch.tensor(hd[DATASET_SET[k]][1], dtype=DT) for k in data}
+    cs = {k: torch.zeros(len(hd[DATASET_SET[k]].labels), dtype=DT, requires_grad=True) for k in data}
+    As = {k: torch.tensor(hd[DATASET_SET[k]].projection, dtype=DT) for k in data}
     params = [b, g] + list(cs.values()) + ([] if rules_only else [W])
 
     def loss_fn():
@@ -129,7 +124,7 @@ def fit(data: dict, W0: np.ndarray, lam: float, mean: np.ndarray, scale: np.ndar
         Wf = g * W0t if rules_only else W + g * W0t
         for k in data:
             Z = Xs[k] @ Wf + b
-            neutral = hd[DATASET_SET[k]][2]
+            neutral = hd[DATASET_SET[k]].neutral
             logits = torch.logsumexp(Z[:, :8, None] + torch.log(As[k].T.clamp_min(1e-30))[None], dim=1)
             if neutral is not None:
                 logits = torch.cat([logits[:, :neutral], Z[:, 8:9], logits[:, neutral + 1:]], dim=1)
@@ -170,11 +165,11 @@ def standardiser(X: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
 
 def predict(W, b, c_by_set, mean, scale, X, name, hd, prior_Z):
     """(p_L, label index) for the photos X in dataset ``name``'s label set."""
-    labels, A, neutral = hd[DATASET_SET[name]]
+    labels = hd[DATASET_SET[name]]
     c = c_by_set.get(DATASET_SET[name])
     Z = ((X - mean) / scale) @ W + b
-    p = softmax(set_logits_np(Z, A, neutral, c))
-    prior = softmax(set_logits_np(prior_Z, A, neutral, c)).mean(0)
+    p = set_probs(Z, labels, c)
+    prior = set_probs(prior_Z, labels, c).mean(0)
     y = np.argmax(np.log(p + 1e-12) - np.log(prior + 1e-12), axis=1)
     return p, y, prior
 
@@ -193,9 +188,8 @@ def choose_lambda(data, W0, hd, seed=0) -> float:
             W, b, cs, _ = fit(tr, W0, lam, mean, scale, hd)
             for k, (X, T) in data.items():
                 te = folds[k] == f
-                labels, A, neutral = hd[DATASET_SET[k]]
                 Z = ((X[te] - mean) / scale) @ W + b
-                p = softmax(set_logits_np(Z, A, neutral, cs.get(DATASET_SET[k])))
+                p = set_probs(Z, hd[DATASET_SET[k]], cs.get(DATASET_SET[k]))
                 ce.append(-(T[te] * np.log(p + 1e-12)).sum(1).mean())
         if np.mean(ce) < best_ce:
             best, best_ce = lam, float(np.mean(ce))
@@ -213,7 +207,7 @@ def metrics(name: str, p: np.ndarray, y: np.ndarray, T: np.ndarray, extra: np.nd
         out["six_class_acc_by_label"] = float(np.mean(y == extra))
         out["most_frequent_share"] = float(np.bincount(p6, minlength=len(labels)).max() / len(p6))
         out["most_frequent_label_share"] = float(np.bincount(y, minlength=len(labels)).max() / len(y))
-        out["kl7"] = float(np.mean((T * (np.log(T + 1e-10) - np.log(p + 1e-10))).sum(1)))
+        out["kl7"] = float(M.kl(T, p).mean())
         out["_hits"] = (p6 == extra).astype(float).tolist()
     elif name == "twitter1":
         truth = np.argmax(T, 1)
@@ -228,17 +222,11 @@ def metrics(name: str, p: np.ndarray, y: np.ndarray, T: np.ndarray, extra: np.nd
         top = T.max(1, keepdims=True)
         single = (np.isclose(T, top).sum(1) == 1)
         truth = np.argmax(T, 1)
-        ys, ts = y[single], truth[single]
-        rec = [np.mean(ys[ts == c] == c) for c in range(len(labels)) if np.any(ts == c)]
-        out["balanced_acc"] = float(np.mean(rec))
-        out["accuracy"] = float(np.mean(ys == ts))
-        f1 = []
-        for c in range(len(labels)):
-            tp = np.sum((ys == c) & (ts == c)); fp = np.sum((ys == c) & (ts != c)); fn = np.sum((ys != c) & (ts == c))
-            if tp + fn > 0:
-                f1.append(2 * tp / max(1, 2 * tp + fp + fn))
-        out["macro_f1"] = float(np.mean(f1))
-        out["kl"] = float(np.mean((T * (np.log(T + 1e-10) - np.log(p + 1e-10))).sum(1)))
+        cm = M.confusion(truth[single], y[single], len(labels))  # the harness's own metrics (kever eval)
+        out["balanced_acc"] = M.balanced_accuracy(cm)
+        out["accuracy"] = M.accuracy(cm)
+        out["macro_f1"] = M.macro_f1(cm)
+        out["kl"] = float(M.kl(T, p).mean())
         out["_single"] = single.tolist()
         out["_y"] = y.tolist()
         out["_truth"] = truth.tolist()

@@ -81,3 +81,16 @@ def make_csv(root: Path) -> Path:
         "x1,a.jpg,0.5,0.2,0.7,0.3,0.0\n"
         "x2,sub/b.jpg,-0.4,0.9,0.0,0.5,0.5\n")
     return root
+
+
+def run_cli(args, capsys) -> tuple[int, str, str]:
+    """``kever ARGS`` in-process: (exit code, stdout, stderr)."""
+    from kever.cli import main
+
+    try:
+        main(args)
+        code = 0
+    except SystemExit as e:
+        code = e.code
+    out = capsys.readouterr()
+    return code, out.out, out.err

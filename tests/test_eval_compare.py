@@ -6,9 +6,8 @@ from __future__ import annotations
 
 import json
 
-from eval_helpers import make_flickr
+from eval_helpers import make_flickr, run_cli
 
-from kever.cli import main
 from kever.evals.runner import run_eval
 
 VOTES = [[0, 0, 0, 0, 0, 0, 2, 9], [3, 0, 1, 0, 0, 1, 2, 4], [4, 4, 3, 0, 0, 0, 0, 0], [0, 0, 11, 0, 0, 0, 0, 0],
@@ -16,13 +15,7 @@ VOTES = [[0, 0, 0, 0, 0, 0, 2, 9], [3, 0, 1, 0, 0, 1, 2, 4], [4, 4, 3, 0, 0, 0, 
 
 
 def cli(args, capsys):
-    try:
-        main(args)
-        code = 0
-    except SystemExit as e:
-        code = e.code
-    out = capsys.readouterr()
-    return code, out.out, out.err
+    return run_cli(args, capsys)
 
 
 def test_compare_names_rows_by_run_directory_and_pairs_on_the_scored_selection(tmp_path, capsys):

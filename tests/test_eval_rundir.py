@@ -13,9 +13,8 @@ import time
 from pathlib import Path
 
 import pytest
-from eval_helpers import make_class_folders, make_flickr
+from eval_helpers import make_class_folders, make_flickr, run_cli
 
-from kever.cli import main
 from kever.evals.rundir import RunDir, RunInUse
 from kever.evals.runner import rescore, run_eval
 
@@ -62,13 +61,7 @@ def lines(rundir: Path) -> list[dict]:
 
 
 def cli(args, capsys):
-    try:
-        main(args)
-        code = 0
-    except SystemExit as e:
-        code = e.code
-    out = capsys.readouterr()
-    return code, out.out, out.err
+    return run_cli(args, capsys)
 
 
 @pytest.fixture

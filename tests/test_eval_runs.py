@@ -12,9 +12,8 @@ import time
 from pathlib import Path
 
 import pytest
-from eval_helpers import make_class_folders, make_emotion6, make_flickr, write_image
+from eval_helpers import make_class_folders, make_emotion6, make_flickr, write_image, run_cli
 
-from kever.cli import main
 from kever.errors import ConfigError
 from kever.evals.rundir import RunDir
 from kever.evals.runner import parse_shard, rescore, run_eval
@@ -43,13 +42,7 @@ def make(preset, system, ablate, prior):
 
 
 def cli(args, capsys):
-    try:
-        main(args)
-        code = 0
-    except SystemExit as e:
-        code = e.code
-    out = capsys.readouterr()
-    return code, out.out, out.err
+    return run_cli(args, capsys)
 
 
 def lines(rundir: Path) -> list[dict]:

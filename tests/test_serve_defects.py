@@ -17,6 +17,8 @@ import openai
 import pytest
 from PIL import Image
 
+from serve_helpers import client, server  # noqa: F401  (fixtures)
+
 from kever.serve.testing import ServerProcess
 
 pytestmark = pytest.mark.slow
@@ -50,16 +52,6 @@ def conversation_ids(path) -> set[str]:
         c.close()
 
 
-@pytest.fixture(scope="module")
-def server(tmp_path_factory):
-    db = tmp_path_factory.mktemp("serve") / "conv.sqlite"
-    with ServerProcess(["--preset", "fake-reasoner"], db=db) as srv:
-        yield srv
-
-
-@pytest.fixture
-def client(server) -> openai.OpenAI:
-    return openai.OpenAI(base_url=server.base_url + "/v1", api_key="none", max_retries=0, timeout=60)
 
 
 # ---------------------------------------------------------------- defect 1: the database cap

@@ -16,7 +16,8 @@ import pytest
 
 from kever.agent.graph import NODE_NAMES
 from kever.serve.render import STEPS, Progress
-from kever.serve.testing import ServerProcess
+from serve_helpers import client, server  # noqa: F401  (fixtures)
+
 
 pytestmark = pytest.mark.slow
 EMOTION6 = {"anger", "disgust", "fear", "joy", "sadness", "surprise", "neutral"}
@@ -30,16 +31,6 @@ def image_msg(path, text: str = "Which emotion does this image evoke? Answer wit
     return {"role": "user", "content": [{"type": "text", "text": text}, {"type": "image_url", "image_url": {"url": data_url(path)}}]}
 
 
-@pytest.fixture(scope="module")
-def server(tmp_path_factory):
-    db = tmp_path_factory.mktemp("serve") / "conv.sqlite"
-    with ServerProcess(["--preset", "fake-reasoner"], db=db) as srv:
-        yield srv
-
-
-@pytest.fixture
-def client(server) -> openai.OpenAI:
-    return openai.OpenAI(base_url=server.base_url + "/v1", api_key="none", max_retries=0, timeout=60)
 
 
 def model_calls(server) -> int:
